@@ -1,0 +1,1 @@
+"""Results store (see slscale.store.base for the interface and its concurrency contract)."""
