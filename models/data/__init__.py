@@ -1,0 +1,1 @@
+"""Speech-text data: readers, vocabulary extension, interleaving, streams and packing."""
