@@ -201,6 +201,11 @@ class RunSpec:
     """Textless runs: keep only the unit (+ special) rows of the vocabulary (TWIST-style)."""
 
     def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "modality", Modality(self.modality))
+        except ValueError:
+            choices = ", ".join(m.value for m in Modality)
+            raise ConfigError(f"field 'modality' = {self.modality!r}: must be one of {choices}") from None
         _check(isinstance(self.family, str) and bool(self.family), "family", self.family,
                "must be a non-empty family name")
         _check((self.size is None) != (self.arch is None), "size", self.size,
