@@ -72,14 +72,26 @@ class Architecture:
         for name in ("num_layers", "hidden_size", "num_heads", "num_kv_heads"):
             value = getattr(self, name)
             _check(value > 0, f"arch.{name}", value, "must be a positive integer")
-        _check(self.intermediate_size > 0, "arch.intermediate_size", self.intermediate_size,
-               "must be a positive integer")
+        _check(
+            self.intermediate_size > 0,
+            "arch.intermediate_size",
+            self.intermediate_size,
+            "must be a positive integer",
+        )
         _check(self.vocab_size > 0, "arch.vocab_size", self.vocab_size, "must be positive")
-        _check(self.num_heads % self.num_kv_heads == 0, "arch.num_kv_heads", self.num_kv_heads,
-               f"must divide num_heads ({self.num_heads})")
+        _check(
+            self.num_heads % self.num_kv_heads == 0,
+            "arch.num_kv_heads",
+            self.num_kv_heads,
+            f"must divide num_heads ({self.num_heads})",
+        )
         if self.head_dim is None:
-            _check(self.hidden_size % self.num_heads == 0, "arch.num_heads", self.num_heads,
-                   f"must divide hidden_size ({self.hidden_size}) or set head_dim")
+            _check(
+                self.hidden_size % self.num_heads == 0,
+                "arch.num_heads",
+                self.num_heads,
+                f"must divide hidden_size ({self.hidden_size}) or set head_dim",
+            )
 
     @property
     def resolved_head_dim(self) -> int:
@@ -107,17 +119,34 @@ class DataMix:
 
     def __post_init__(self) -> None:
         shares = (self.text_share, self.interleaved_share, self.speech_share)
-        for name, value in zip(("text_share", "interleaved_share", "speech_share"), shares,
-                               strict=True):
+        for name, value in zip(
+            ("text_share", "interleaved_share", "speech_share"), shares, strict=True
+        ):
             _check(0.0 <= value <= 1.0, f"mix.{name}", value, "must be in [0, 1]")
-        _check(math.isclose(sum(shares), 1.0, abs_tol=1e-6), "mix", shares,
-               "text_share + interleaved_share + speech_share must sum to 1")
-        _check(0.0 <= self.synthetic_share <= 1.0, "mix.synthetic_share", self.synthetic_share,
-               "must be in [0, 1]")
-        _check(self.span_mean_words > 0, "mix.span_mean_words", self.span_mean_words,
-               "must be positive")
-        _check(0.0 < self.speech_fraction < 1.0, "mix.speech_fraction", self.speech_fraction,
-               "must be in (0, 1)")
+        _check(
+            math.isclose(sum(shares), 1.0, abs_tol=1e-6),
+            "mix",
+            shares,
+            "text_share + interleaved_share + speech_share must sum to 1",
+        )
+        _check(
+            0.0 <= self.synthetic_share <= 1.0,
+            "mix.synthetic_share",
+            self.synthetic_share,
+            "must be in [0, 1]",
+        )
+        _check(
+            self.span_mean_words > 0,
+            "mix.span_mean_words",
+            self.span_mean_words,
+            "must be positive",
+        )
+        _check(
+            0.0 < self.speech_fraction < 1.0,
+            "mix.speech_fraction",
+            self.speech_fraction,
+            "must be in (0, 1)",
+        )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -149,16 +178,36 @@ class Recipe:
     def __post_init__(self) -> None:
         _check(self.lr > 0, "recipe.lr", self.lr, "must be positive")
         _check(0 <= self.lr_min <= self.lr, "recipe.lr_min", self.lr_min, "must be in [0, lr]")
-        _check(0 <= self.warmup_fraction < 1, "recipe.warmup_fraction", self.warmup_fraction,
-               "must be in [0, 1)")
-        _check(self.min_warmup_steps >= 0, "recipe.min_warmup_steps", self.min_warmup_steps,
-               "must be >= 0")
-        _check(self.schedule in ("cosine", "linear", "constant"), "recipe.schedule",
-               self.schedule, "must be one of cosine, linear, constant")
-        _check(self.global_batch_size > 0, "recipe.global_batch_size", self.global_batch_size,
-               "must be positive")
-        _check(self.context_length > 0, "recipe.context_length", self.context_length,
-               "must be positive")
+        _check(
+            0 <= self.warmup_fraction < 1,
+            "recipe.warmup_fraction",
+            self.warmup_fraction,
+            "must be in [0, 1)",
+        )
+        _check(
+            self.min_warmup_steps >= 0,
+            "recipe.min_warmup_steps",
+            self.min_warmup_steps,
+            "must be >= 0",
+        )
+        _check(
+            self.schedule in ("cosine", "linear", "constant"),
+            "recipe.schedule",
+            self.schedule,
+            "must be one of cosine, linear, constant",
+        )
+        _check(
+            self.global_batch_size > 0,
+            "recipe.global_batch_size",
+            self.global_batch_size,
+            "must be positive",
+        )
+        _check(
+            self.context_length > 0,
+            "recipe.context_length",
+            self.context_length,
+            "must be positive",
+        )
         _check(self.weight_decay >= 0, "recipe.weight_decay", self.weight_decay, "must be >= 0")
         _check(self.grad_clip > 0, "recipe.grad_clip", self.grad_clip, "must be positive")
 
@@ -205,21 +254,43 @@ class RunSpec:
             object.__setattr__(self, "modality", Modality(self.modality))
         except ValueError:
             choices = ", ".join(m.value for m in Modality)
-            raise ConfigError(f"field 'modality' = {self.modality!r}: must be one of {choices}") from None
-        _check(isinstance(self.family, str) and bool(self.family), "family", self.family,
-               "must be a non-empty family name")
-        _check((self.size is None) != (self.arch is None), "size", self.size,
-               "give exactly one of 'size' and 'arch'")
-        _check(isinstance(self.tokens, int) and self.tokens > 0, "tokens", self.tokens,
-               "the token budget must be a positive integer")
+            raise ConfigError(
+                f"field 'modality' = {self.modality!r}: must be one of {choices}"
+            ) from None
+        _check(
+            isinstance(self.family, str) and bool(self.family),
+            "family",
+            self.family,
+            "must be a non-empty family name",
+        )
+        _check(
+            (self.size is None) != (self.arch is None),
+            "size",
+            self.size,
+            "give exactly one of 'size' and 'arch'",
+        )
+        _check(
+            isinstance(self.tokens, int) and self.tokens > 0,
+            "tokens",
+            self.tokens,
+            "the token budget must be a positive integer",
+        )
         _check(bool(self.init), "init", self.init, "use 'scratch' or a TextLM checkpoint")
         _check(self.seed >= 0, "seed", self.seed, "must be >= 0")
         if self.modality == Modality.TEXTLESS:
-            _check(self.mix.speech_share == 1.0, "mix.speech_share", self.mix.speech_share,
-                   "a textless run trains on speech only: set speech_share: 1.0")
+            _check(
+                self.mix.speech_share == 1.0,
+                "mix.speech_share",
+                self.mix.speech_share,
+                "a textless run trains on speech only: set speech_share: 1.0",
+            )
         if self.units_only_vocab:
-            _check(self.modality == Modality.TEXTLESS, "units_only_vocab", True,
-                   "only textless runs can drop the text vocabulary")
+            _check(
+                self.modality == Modality.TEXTLESS,
+                "units_only_vocab",
+                True,
+                "only textless runs can drop the text vocabulary",
+            )
 
     @property
     def from_textlm(self) -> bool:

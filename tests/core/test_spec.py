@@ -33,40 +33,100 @@ def _interleaved() -> RunSpec:
 def test_round_trip_through_plain_dict():
     spec = _interleaved()
     assert spec_from_dict(spec_to_dict(spec)) == spec
-    arch = Architecture(num_layers=2, hidden_size=64, num_heads=4, num_kv_heads=2,
-                        intermediate_size=128, vocab_size=300, tie_embeddings=False)
-    textless = RunSpec(family="llama", arch=arch, modality="textless", tokens=10,
-                       recipe=TEXTLESS_RECIPE, units_only_vocab=True)
+    arch = Architecture(
+        num_layers=2,
+        hidden_size=64,
+        num_heads=4,
+        num_kv_heads=2,
+        intermediate_size=128,
+        vocab_size=300,
+        tie_embeddings=False,
+    )
+    textless = RunSpec(
+        family="llama",
+        arch=arch,
+        modality="textless",
+        tokens=10,
+        recipe=TEXTLESS_RECIPE,
+        units_only_vocab=True,
+    )
     assert textless.modality is Modality.TEXTLESS
     assert spec_from_dict(spec_to_dict(textless)) == textless
 
 
 def test_yaml_style_numbers_are_accepted():
-    spec = spec_from_dict({"family": "llama", "size": "85M", "modality": "textless",
-                           "tokens": "2e9", "recipe": {"lr": "1e-3"}})
+    spec = spec_from_dict(
+        {
+            "family": "llama",
+            "size": "85M",
+            "modality": "textless",
+            "tokens": "2e9",
+            "recipe": {"lr": "1e-3"},
+        }
+    )
     assert spec.tokens == 2_000_000_000 and spec.recipe.lr == 1e-3
 
 
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"family": "llama", "size": "85M", "modality": "textless", "tokens": 0},
-         "field 'tokens' = 0"),
-        ({"family": "llama", "size": "85M", "modality": "textless", "tokens": -5},
-         "field 'tokens' = -5"),
-        ({"family": "llama", "size": "85M", "modality": "textless", "tokens": 1.5},
-         "field 'tokens' = 1.5"),
-        ({"family": "llama", "size": "85M", "modality": "speechy", "tokens": 10},
-         "field 'modality' = 'speechy'"),
+        (
+            {"family": "llama", "size": "85M", "modality": "textless", "tokens": 0},
+            "field 'tokens' = 0",
+        ),
+        (
+            {"family": "llama", "size": "85M", "modality": "textless", "tokens": -5},
+            "field 'tokens' = -5",
+        ),
+        (
+            {"family": "llama", "size": "85M", "modality": "textless", "tokens": 1.5},
+            "field 'tokens' = 1.5",
+        ),
+        (
+            {"family": "llama", "size": "85M", "modality": "speechy", "tokens": 10},
+            "field 'modality' = 'speechy'",
+        ),
         ({"family": "llama", "modality": "textless", "tokens": 10}, "exactly one of 'size'"),
-        ({"family": "llama", "size": "85M", "modality": "textless", "tokens": 10,
-          "recipe": {"lr": -1}}, "field 'recipe.lr' = -1"),
-        ({"family": "llama", "size": "85M", "modality": "textless", "tokens": 10,
-          "recipe": {"learning_rate": 1}}, "unknown field 'recipe.learning_rate'"),
-        ({"family": "llama", "size": "85M", "modality": "interleaved", "tokens": 10,
-          "mix": {"text_share": 0.5, "speech_share": 0.6}}, "must sum to 1"),
-        ({"family": "llama", "size": "85M", "modality": "textless", "tokens": 10,
-          "mix": {"text_share": 0.5, "speech_share": 0.5}}, "speech only"),
+        (
+            {
+                "family": "llama",
+                "size": "85M",
+                "modality": "textless",
+                "tokens": 10,
+                "recipe": {"lr": -1},
+            },
+            "field 'recipe.lr' = -1",
+        ),
+        (
+            {
+                "family": "llama",
+                "size": "85M",
+                "modality": "textless",
+                "tokens": 10,
+                "recipe": {"learning_rate": 1},
+            },
+            "unknown field 'recipe.learning_rate'",
+        ),
+        (
+            {
+                "family": "llama",
+                "size": "85M",
+                "modality": "interleaved",
+                "tokens": 10,
+                "mix": {"text_share": 0.5, "speech_share": 0.6},
+            },
+            "must sum to 1",
+        ),
+        (
+            {
+                "family": "llama",
+                "size": "85M",
+                "modality": "textless",
+                "tokens": 10,
+                "mix": {"text_share": 0.5, "speech_share": 0.5},
+            },
+            "speech only",
+        ),
         ({"size": "85M", "modality": "textless", "tokens": 10}, "missing field 'family'"),
     ],
 )
@@ -77,5 +137,11 @@ def test_bad_fields_name_the_field_and_value(data, message):
 
 def test_architecture_checks_heads():
     with pytest.raises(ConfigError, match="arch.num_kv_heads"):
-        Architecture(num_layers=2, hidden_size=64, num_heads=4, num_kv_heads=3,
-                     intermediate_size=128, vocab_size=10)
+        Architecture(
+            num_layers=2,
+            hidden_size=64,
+            num_heads=4,
+            num_kv_heads=3,
+            intermediate_size=128,
+            vocab_size=10,
+        )

@@ -38,8 +38,11 @@ def test_every_result_changing_field_changes_the_id():
 
 
 def test_checkpoint_location_does_not_change_the_id():
-    a = _spec(init="/data/ckpts/Qwen2.5-0.5B", modality=Modality.INTERLEAVED,
-              mix=DataMix(interleaved_share=1.0, speech_share=0.0))
+    a = _spec(
+        init="/data/ckpts/Qwen2.5-0.5B",
+        modality=Modality.INTERLEAVED,
+        mix=DataMix(interleaved_share=1.0, speech_share=0.0),
+    )
     b = dataclasses.replace(a, init="/other/place/Qwen2.5-0.5B/")
     c = dataclasses.replace(a, init="Qwen/Qwen2.5-0.5B")
     assert run_id(a) == run_id(b) == run_id(c)
@@ -47,11 +50,18 @@ def test_checkpoint_location_does_not_change_the_id():
 
 
 def test_run_id_is_stable_across_processes():
-    code = ("from slscale.identity import run_id; from slscale.spec import RunSpec;"
-            "print(run_id(RunSpec(family='llama', size='cm-85m', modality='textless',"
-            " tokens=1700000000)))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env={"PYTHONHASHSEED": "123"})
+    code = (
+        "from slscale.identity import run_id; from slscale.spec import RunSpec;"
+        "print(run_id(RunSpec(family='llama', size='cm-85m', modality='textless',"
+        " tokens=1700000000)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONHASHSEED": "123"},
+    )
     assert out.stdout.strip() == run_id(_spec())
 
 

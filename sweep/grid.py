@@ -1,0 +1,200 @@
+"""Grid specs: a base run, cartesian axes and named cell generators, expanded to RunSpecs.
+
+A grid is data (YAML) or a Python function returning a :class:`GridSpec`; both round-trip.
+
+.. code-block:: yaml
+
+    name: mini-cpu
+    base: {family: llama, recipe: {context_length: 128}}
+    axes:
+      seed: [0, 1]                      # a field axis (dotted names allowed: recipe.lr)
+      arm:                              # a bundle axis: each value is a dict of overrides
+        - {modality: textless}
+        - {modality: interleaved, init: textlm-mini, mix: {...}}
+    generators:
+      - isoflop_grid: {budgets: [1e12, 3e12], sizes: [mini-50k, mini-100k]}
+
+Expansion: for every combination of axis values the overrides are merged into ``base``; each
+generator then turns that partial run into cells (size + tokens); every cell becomes a
+:class:`~slscale.spec.RunSpec`. Duplicate cells (same run id) are kept once. String fields may
+name other top-level fields in braces (``init: "textlm-{size}"``), filled in per run.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from slscale.errors import ConfigError
+from slscale.identity import run_id
+from slscale.spec import RunSpec, spec_from_dict
+from slscale.sweep import generators
+
+FIELD_NAMES = {f.name for f in dataclasses.fields(RunSpec)}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GridSpec:
+    """A declared set of runs."""
+
+    name: str
+    """Grid name (used in reports; not part of run ids)."""
+    base: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """Partial RunSpec fields shared by every run."""
+    axes: Mapping[str, Sequence[Any]] = dataclasses.field(default_factory=dict)
+    """Cartesian axes: a RunSpec field (dotted for nested) -> values, or a named bundle axis
+    whose values are dicts of overrides."""
+    generators: Sequence[Mapping[str, Mapping[str, Any]]] = ()
+    """Cell generators, each ``{name: kwargs}`` with name in :data:`generators.GENERATORS`."""
+    description: str = ""
+    """Free text shown by ``grid plan``."""
+    source: str = dataclasses.field(default="", compare=False)
+    """Where the grid was read from (named in errors); not serialised."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.source}: grid '{self.name}'" if self.source else f"grid '{self.name}'"
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ConfigError("field 'name' is empty: give the grid a name")
+        for axis, values in self.axes.items():
+            if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+                raise ConfigError(f"axis '{axis}' must be a non-empty list of values")
+            if axis.split(".")[0] not in FIELD_NAMES and not all(
+                isinstance(v, Mapping) for v in values
+            ):
+                raise ConfigError(
+                    f"axis '{axis}' is not a RunSpec field, so each of its values must be a "
+                    "mapping of overrides (a bundle axis)"
+                )
+        for gen in self.generators:
+            if not isinstance(gen, Mapping) or len(gen) != 1:
+                raise ConfigError(f"generator {gen!r} must be a mapping {{name: {{kwargs}}}}")
+            (gen_name,) = gen
+            if gen_name not in generators.GENERATORS:
+                raise ConfigError(
+                    f"unknown generator '{gen_name}'; choose one of "
+                    f"{', '.join(sorted(generators.GENERATORS))}"
+                )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name}
+        if self.description:
+            out["description"] = self.description
+        out["base"] = _plain(self.base)
+        if self.axes:
+            out["axes"] = {k: _plain(list(v)) for k, v in self.axes.items()}
+        if self.generators:
+            out["generators"] = [_plain(dict(g)) for g in self.generators]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "grid") -> GridSpec:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: the top level must be a mapping with 'name' and 'base'")
+        unknown = sorted(set(data) - {"name", "description", "base", "axes", "generators"})
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown key '{unknown[0]}' (expected name, description, base, "
+                "axes, generators)"
+            )
+        return cls(
+            name=str(data.get("name", "")),
+            description=str(data.get("description", "")),
+            base=dict(data.get("base") or {}),
+            axes={
+                k: list(v) if isinstance(v, list) else v
+                for k, v in (data.get("axes") or {}).items()
+            },
+            generators=list(data.get("generators") or []),
+            source=source if source != "grid" else "",
+        )
+
+
+ParamCounter = Callable[[Mapping[str, Any]], float]
+"""Given a partial run dict with family + size (or arch), the model's parameter count N."""
+
+
+def expand(grid: GridSpec, n_params_of: ParamCounter) -> list[RunSpec]:
+    """All runs of ``grid`` in a stable order, duplicates (same run id) removed."""
+    runs: dict[str, RunSpec] = {}
+    for partial in _axis_points(grid):
+        for cell in _cells(grid, partial, n_params_of):
+            spec = _to_spec(_fill_templates(_merge(partial, cell)), grid.label)
+            runs.setdefault(run_id(spec), spec)
+    if not runs:
+        raise ConfigError(f"{grid.label} expands to no runs: check its generators")
+    return list(runs.values())
+
+
+def _axis_points(grid: GridSpec) -> list[dict[str, Any]]:
+    names = list(grid.axes)
+    points = []
+    for values in itertools.product(*(grid.axes[n] for n in names)):
+        partial = copy.deepcopy(dict(grid.base))
+        for name, value in zip(names, values, strict=True):
+            override = value if name.split(".")[0] not in FIELD_NAMES else _dotted(name, value)
+            partial = _merge(partial, override)
+        points.append(partial)
+    return points
+
+
+def _cells(grid: GridSpec, partial: dict[str, Any], n_params_of: ParamCounter) -> list[dict]:
+    if not grid.generators:
+        return [{}]
+    cells: list[dict[str, Any]] = []
+    for gen in grid.generators:
+        ((gen_name, kwargs),) = gen.items()
+        where = f"{grid.label}, generator '{gen_name}'"
+        cells += generators.GENERATORS[gen_name](partial, dict(kwargs or {}), n_params_of, where)
+    return cells
+
+
+def _to_spec(data: dict[str, Any], label: str) -> RunSpec:
+    try:
+        return spec_from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
+
+
+def _fill_templates(data: dict[str, Any]) -> dict[str, Any]:
+    """Format top-level string fields containing '{...}' with the run's scalar fields."""
+    scalars = {k: v for k, v in data.items() if isinstance(v, (str, int, float))}
+    out = dict(data)
+    for key, value in data.items():
+        if isinstance(value, str) and "{" in value:
+            try:
+                out[key] = value.format_map(scalars)
+            except (KeyError, ValueError, IndexError) as exc:
+                raise ConfigError(
+                    f"field '{key}' = {value!r}: cannot fill template ({exc})"
+                ) from None
+    return out
+
+
+def _dotted(name: str, value: Any) -> dict[str, Any]:
+    head, _, rest = name.partition(".")
+    return {head: _dotted(rest, value) if rest else value}
+
+
+def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep merge: nested mappings merge key by key, anything else replaces."""
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
