@@ -136,7 +136,7 @@ def test_bad_fields_name_the_field_and_value(data, message):
 
 
 def test_architecture_checks_heads():
-    with pytest.raises(ConfigError, match="arch.num_kv_heads"):
+    with pytest.raises(ConfigError, match=r"arch\.num_kv_heads"):
         Architecture(
             num_layers=2,
             hidden_size=64,
