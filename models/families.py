@@ -1,0 +1,328 @@
+"""Model families, named sizes, and the rule that turns a parameter target into a shape.
+
+A *family* is the block design (mechanics): ``llama`` (Llama-3-like: RMSNorm, RoPE, SwiGLU
+MLP, grouped-query attention, no biases) and ``qwen2`` (Qwen2/2.5-like: the same with biases on
+the q/k/v projections). A *size* is policy: either a preset that reproduces a published
+config.json exactly, or a non-embedding parameter target such as ``"85M"`` that
+:func:`resolve_architecture` turns into depth × width × heads × MLP width by the rules below.
+:func:`hf_config` builds the ``transformers`` config of a from-scratch model; a run initialised
+from a TextLM uses that checkpoint's own config instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from typing import Any
+
+from transformers import LlamaConfig, PretrainedConfig, Qwen2Config
+
+from slscale.errors import ConfigError
+from slscale.spec import Architecture
+
+FAMILIES = ("llama", "qwen2")
+"""Supported families."""
+
+DEFAULT_MAX_POSITIONS = 2048
+"""RoPE context of from-scratch models: the SIMS context length (arXiv 2504.02398)."""
+
+UNITS_ONLY_VOCAB_SIZE = 502
+"""Textless units-only vocabulary: 500 mHuBERT-25Hz units + <speech> + <text>."""
+
+MINI_VOCAB_SIZE = 512
+"""Nominal vocabulary of the miniature presets; builders pass the real tokenizer's size."""
+
+# Family defaults for from-scratch models. rope_theta: Llama 3 (Dubey et al. 2024, Table 3)
+# uses 500,000; Qwen2.5 config.json files use 1,000,000. rms_norm_eps from the same configs.
+_FAMILY_DEFAULTS: dict[str, dict[str, float]] = {
+    "llama": {"rope_theta": 500_000.0, "rms_norm_eps": 1e-5},
+    "qwen2": {"rope_theta": 1_000_000.0, "rms_norm_eps": 1e-6},
+}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Preset:
+    """A named architecture."""
+
+    name: str
+    """Lower-case preset name, e.g. ``"qwen2.5-0.5b"``."""
+    arch: Architecture
+    """The shape, with the preset's own vocabulary."""
+    family: str | None
+    """The family the preset belongs to; None for generic shapes usable with any family."""
+    source: str
+    """Where the numbers come from."""
+
+
+_HUB_IDS = {
+    "qwen2.5-0.5b": "Qwen/Qwen2.5-0.5B",
+    "qwen2.5-1.5b": "Qwen/Qwen2.5-1.5B",
+    "qwen2.5-3b": "Qwen/Qwen2.5-3B",
+    "qwen2.5-7b": "Qwen/Qwen2.5-7B",
+    "llama-3.2-1b": "meta-llama/Llama-3.2-1B",
+    "llama-3.2-3b": "meta-llama/Llama-3.2-3B",
+}
+_CM = (
+    "Cuervo & Marxer, EMNLP 2024 (layers x width); heads of width 64, full multi-head "
+    "attention and the Llama reference MLP rule (8/3 d rounded up to 256) are our choice"
+)
+_MINI = (
+    "miniature CPU shape for the offline demo: resolve_architecture('llama', <size>) "
+    "frozen here (mini-25k, below the sizing range: the smallest 2-layer shape)"
+)
+_U, _M = UNITS_ONLY_VOCAB_SIZE, MINI_VOCAB_SIZE
+_Row = tuple[str, str | None, int, int, int, int, int, int, bool, int | None]
+
+# name, family, layers, width, heads, kv heads, MLP width, vocab, tied embeddings, head_dim
+_ROWS: tuple[_Row, ...] = (
+    ("qwen2.5-0.5b", "qwen2", 24, 896, 14, 2, 4864, 151936, True, None),
+    ("qwen2.5-1.5b", "qwen2", 28, 1536, 12, 2, 8960, 151936, True, None),
+    ("qwen2.5-3b", "qwen2", 36, 2048, 16, 2, 11008, 151936, True, None),
+    ("qwen2.5-7b", "qwen2", 28, 3584, 28, 4, 18944, 152064, False, None),
+    ("llama-3.2-1b", "llama", 16, 2048, 32, 8, 8192, 128256, True, 64),
+    ("llama-3.2-3b", "llama", 28, 3072, 24, 8, 8192, 128256, True, 128),
+    ("cm-20m", None, 6, 512, 8, 8, 1536, _U, False, None),
+    ("cm-85m", None, 12, 768, 12, 12, 2048, _U, False, None),
+    ("cm-155m", None, 12, 1024, 16, 16, 2816, _U, False, None),
+    ("cm-309m", None, 24, 1024, 16, 16, 2816, _U, False, None),
+    ("cm-823m", None, 16, 2048, 32, 32, 5632, _U, False, None),
+    ("mini-25k", None, 2, 32, 2, 1, 96, _M, True, None),
+    ("mini-50k", None, 2, 48, 3, 1, 128, _M, True, None),
+    ("mini-100k", None, 2, 64, 4, 1, 208, _M, True, None),
+    ("mini-200k", None, 2, 96, 6, 1, 272, _M, True, None),
+    ("mini-400k", None, 3, 112, 7, 1, 312, _M, True, None),
+)
+
+
+def _arch(
+    layers: int,
+    width: int,
+    heads: int,
+    kv: int,
+    ffn: int,
+    vocab: int,
+    tied: bool,
+    head_dim: int | None,
+) -> Architecture:
+    return Architecture(
+        num_layers=layers,
+        hidden_size=width,
+        num_heads=heads,
+        num_kv_heads=kv,
+        intermediate_size=ffn,
+        vocab_size=vocab,
+        tie_embeddings=tied,
+        head_dim=head_dim,
+    )
+
+
+def _source(name: str) -> str:
+    if name in _HUB_IDS:  # the published config.json, reproduced field by field
+        return f"config.json of {_HUB_IDS[name]} on the Hugging Face Hub"
+    return _CM if name.startswith("cm-") else _MINI
+
+
+_PRESETS = tuple(
+    Preset(name=row[0], family=row[1], source=_source(row[0]), arch=_arch(*row[2:]))
+    for row in _ROWS
+)
+_BY_NAME = {p.name: p for p in _PRESETS}
+
+
+def _check_family(family: str) -> None:
+    if family not in FAMILIES:
+        raise ConfigError(f"unknown model family {family!r}; choose one of {', '.join(FAMILIES)}")
+
+
+def list_presets(family: str | None = None) -> list[Preset]:
+    """Presets usable with ``family`` (its own and the generic shapes), or all presets."""
+    if family is None:
+        return list(_PRESETS)
+    _check_family(family)
+    return [p for p in _PRESETS if p.family in (None, family)]
+
+
+def hf_config(
+    family: str,
+    arch: Architecture,
+    vocab_size: int | None = None,
+    max_position_embeddings: int = DEFAULT_MAX_POSITIONS,
+) -> PretrainedConfig:
+    """The ``transformers`` config of a from-scratch ``family`` model of shape ``arch``.
+
+    ``vocab_size`` overrides ``arch.vocab_size`` (e.g. after adding 500 units + 2 modality
+    tokens). Token ids (bos/eos/pad) are left unset: they belong to the tokenizer.
+    """
+    _check_family(family)
+    defaults = _FAMILY_DEFAULTS[family]
+    kwargs: dict[str, Any] = dict(
+        vocab_size=arch.vocab_size if vocab_size is None else vocab_size,
+        hidden_size=arch.hidden_size,
+        intermediate_size=arch.intermediate_size,
+        num_hidden_layers=arch.num_layers,
+        num_attention_heads=arch.num_heads,
+        num_key_value_heads=arch.num_kv_heads,
+        max_position_embeddings=max_position_embeddings,
+        rms_norm_eps=defaults["rms_norm_eps"],
+        tie_word_embeddings=arch.tie_embeddings,
+        rope_parameters={"rope_type": "default", "rope_theta": defaults["rope_theta"]},
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=None,
+    )
+    if kwargs["vocab_size"] <= 0:
+        raise ConfigError(f"vocab_size = {vocab_size!r}: must be a positive integer")
+    if family == "llama":
+        return LlamaConfig(
+            **kwargs, head_dim=arch.resolved_head_dim, attention_bias=False, mlp_bias=False
+        )
+    if arch.head_dim is not None and arch.head_dim * arch.num_heads != arch.hidden_size:
+        raise ConfigError(
+            f"arch.head_dim = {arch.head_dim}: the qwen2 family needs "
+            f"head_dim * num_heads == hidden_size ({arch.hidden_size})"
+        )
+    return Qwen2Config(**kwargs)
+
+
+def non_embedding_params(family: str, arch: Architecture) -> int:
+    """Parameters outside the embedding and LM-head matrices (norms and biases included)."""
+    _check_family(family)
+    d, hd = arch.hidden_size, arch.resolved_head_dim
+    q_width, kv_width = arch.num_heads * hd, arch.num_kv_heads * hd
+    attention = 2 * d * q_width + 2 * d * kv_width
+    if family == "qwen2":
+        attention += q_width + 2 * kv_width  # q/k/v biases
+    per_layer = attention + 3 * d * arch.intermediate_size + 2 * d  # + two RMSNorm weights
+    return arch.num_layers * per_layer + d  # + final RMSNorm
+
+
+# ----------------------------------------------------------------------------- sizing rules
+
+_SUFFIXES = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?(?:e\d+)?)\s*([kmbgt]?)\s*$", re.IGNORECASE)
+MIN_TARGET, MAX_TARGET = 50e3, 2e11
+"""Non-embedding parameter targets :func:`resolve_architecture` can size."""
+SIZE_TOLERANCE = 0.02
+"""Largest relative gap between a sized model's non-embedding N and its target."""
+
+
+def parse_size(size: str) -> float:
+    """``"85M"`` → 85e6, ``"1.5B"`` → 1.5e9, ``"300k"`` → 3e5; ConfigError otherwise."""
+    match = _SIZE_RE.match(size)
+    if not match:
+        raise ConfigError(
+            f"size {size!r} is neither a preset nor a parameter count like "
+            f"'85M' or '1.5B'; presets: {', '.join(_BY_NAME)}"
+        )
+    return float(match.group(1)) * _SUFFIXES[match.group(2).lower()]
+
+
+def target_aspect_ratio(n_params: float) -> float:
+    """Width/depth d/L aimed at for N non-embedding parameters: 64·(N/1e8)^0.1 in [16, 128].
+
+    64 at 100M (GPT-3 Small 768/12, Pythia-160M, Cuervo & Marxer 85M), rising towards 128
+    at ~10B (GPT-3 6.7B and Llama-2 13B). Kaplan et al. 2020 (Fig. 5) find loss within a few
+    percent over aspect ratios 20–200 at fixed N, so this is a convention, not a tuned value.
+    """
+    return min(128.0, max(16.0, 64.0 * (n_params / 1e8) ** 0.1))
+
+
+def head_dim_for(width: int) -> int:
+    """Head width: 16 below width 256 (miniatures), 64 up to 2048, 128 above (Llama 3)."""
+    return 16 if width < 256 else 64 if width <= 2048 else 128
+
+
+def kv_heads_for(num_heads: int) -> int:
+    """Grouped-query attention with 4 query heads per KV head (Llama-3 8B, Llama-3.2-1B);
+    when 4 does not divide the heads, the largest divisor at most num_heads / 4, at least 1."""
+    return max(k for k in range(1, max(1, num_heads // 4) + 1) if num_heads % k == 0)
+
+
+def mlp_multiple(width: int) -> int:
+    """MLP width granularity: the Llama reference code's 256, or width/2 for narrow models."""
+    return min(256, width // 2)
+
+
+def standard_mlp_width(width: int) -> int:
+    """8/3·d rounded up to :func:`mlp_multiple` (Llama reference implementation)."""
+    m = mlp_multiple(width)
+    return m * math.ceil(8 * width / 3 / m)
+
+
+def _widths() -> list[int]:
+    """Candidate widths: multiples of 16 for miniatures, then of 4 heads (256, 512 from 2048)
+    so that grouped-query attention keeps 4 query heads per KV head."""
+    return [*range(32, 256, 16), *range(256, 2049, 256), *range(2560, 16385, 512)]
+
+
+def _shape(width: int, layers: int, ffn: int, vocab: int) -> Architecture:
+    heads = width // head_dim_for(width)
+    return _arch(layers, width, heads, kv_heads_for(heads), ffn, vocab, True, None)
+
+
+def _best_ffn(family: str, width: int, layers: int, target: float) -> int | None:
+    """The MLP width in [2d, 4d] (a multiple of 8, or of 64 from width 256) nearest the
+    standard one whose N is within SIZE_TOLERANCE of target; None when there is none."""
+    step = 8 if width < 256 else 64
+    fixed = non_embedding_params(family, _shape(width, layers, step, 1)) - 3 * width * step * layers
+    per_unit = 3 * width * layers  # N grows by this per unit of MLP width
+    lo = math.ceil(max(2 * width, (target * (1 - SIZE_TOLERANCE) - fixed) / per_unit) / step)
+    hi = math.floor(min(4 * width, (target * (1 + SIZE_TOLERANCE) - fixed) / per_unit) / step)
+    if lo > hi:
+        return None
+    std = standard_mlp_width(width)
+    return min(range(lo * step, hi * step + 1, step), key=lambda f: abs(math.log(f / std)))
+
+
+def size_architecture(family: str, n_params_non_embedding: float, vocab_size: int) -> Architecture:
+    """The shape closest to the rules whose non-embedding N is within 2% of the target.
+
+    Over widths from :func:`_widths` and depths 2–160, with the MLP width in [2d, 4d] nearest
+    the standard one that hits the target, minimise
+    |log(d/L / target_aspect_ratio)| + |log(f / standard f)| + 10·|log(N / target)|.
+    """
+    target = n_params_non_embedding
+    if not MIN_TARGET <= target <= MAX_TARGET:
+        raise ConfigError(
+            f"size {target:.3g} non-embedding parameters is outside the range "
+            f"{MIN_TARGET:.0e}..{MAX_TARGET:.0e} that can be sized; use a preset"
+        )
+    candidates = [
+        _shape(width, layers, ffn, vocab_size)
+        for width in _widths()
+        for layers in range(2, 161)
+        if (ffn := _best_ffn(family, width, layers, target)) is not None
+    ]
+    if not candidates:
+        raise ConfigError(
+            f"no {family} shape has {target:.3g} non-embedding parameters "
+            f"within {SIZE_TOLERANCE:.0%}; choose a nearby size or a preset"
+        )
+    return min(candidates, key=lambda arch: _shape_cost(family, arch, target))
+
+
+def _shape_cost(family: str, arch: Architecture, target: float) -> float:
+    aspect = arch.hidden_size / arch.num_layers / target_aspect_ratio(target)
+    mlp = arch.intermediate_size / standard_mlp_width(arch.hidden_size)
+    miss = non_embedding_params(family, arch) / target
+    return abs(math.log(aspect)) + abs(math.log(mlp)) + 10 * abs(math.log(miss))
+
+
+def resolve_architecture(family: str, size: str, vocab_size: int | None = None) -> Architecture:
+    """The architecture of ``size`` in ``family``: a preset name, or a target for N *without*
+    embeddings (e.g. ``"85M"``); ``vocab_size`` replaces the preset's (default for targets:
+    the units-only vocabulary)."""
+    _check_family(family)
+    preset = _BY_NAME.get(size.strip().lower())
+    if preset is not None:
+        if preset.family not in (None, family):
+            raise ConfigError(
+                f"size {size!r} is a {preset.family} preset, not a {family} one; "
+                f"presets for {family}: "
+                f"{', '.join(p.name for p in list_presets(family))}"
+            )
+        arch = preset.arch
+        return arch if vocab_size is None else dataclasses.replace(arch, vocab_size=vocab_size)
+    target = parse_size(size)
+    return size_architecture(family, target, vocab_size or UNITS_ONLY_VOCAB_SIZE)
