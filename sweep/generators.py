@@ -31,39 +31,36 @@ CM_TOKENS_PER_PARAM = (2, 4, 8, 10, 20, 32, 64, 100)
 
 
 def ratio_grid(
-    sizes: Sequence[str],
+    sizes: Sequence[str] = (),
     tokens_per_param: Sequence[float] = CM_TOKENS_PER_PARAM,
     count: str = "total",
 ) -> dict[str, dict[str, Any]]:
-    """Generator entry for a :class:`~slscale.sweep.grid.GridSpec`: sizes × D/N ratios."""
-    return {
-        "ratio_grid": {
-            "sizes": list(sizes),
-            "tokens_per_param": list(tokens_per_param),
-            "count": count,
-        }
-    }
+    """Generator entry for a :class:`~slscale.sweep.grid.GridSpec`: sizes × D/N ratios
+    (no sizes: the run's own size)."""
+    kwargs: dict[str, Any] = {"sizes": list(sizes)} if sizes else {}
+    kwargs |= {"tokens_per_param": list(tokens_per_param), "count": count}
+    return {"ratio_grid": kwargs}
 
 
 def isoflop_grid(
     budgets: Sequence[float],
-    sizes: Sequence[str],
+    sizes: Sequence[str] = (),
     tolerance: float = 0.05,
     min_tokens_per_param: float = 1.0,
     max_tokens_per_param: float = 1e4,
     count: str = "total",
 ) -> dict[str, dict[str, Any]]:
-    """Generator entry for a :class:`~slscale.sweep.grid.GridSpec`: budgets × sizes."""
-    return {
-        "isoflop_grid": {
-            "budgets": [float(b) for b in budgets],
-            "sizes": list(sizes),
-            "tolerance": tolerance,
-            "min_tokens_per_param": min_tokens_per_param,
-            "max_tokens_per_param": max_tokens_per_param,
-            "count": count,
-        }
+    """Generator entry for a :class:`~slscale.sweep.grid.GridSpec`: budgets × sizes
+    (no sizes: the run's own size)."""
+    kwargs: dict[str, Any] = {"budgets": [float(b) for b in budgets]}
+    kwargs |= {"sizes": list(sizes)} if sizes else {}
+    kwargs |= {
+        "tolerance": tolerance,
+        "min_tokens_per_param": min_tokens_per_param,
+        "max_tokens_per_param": max_tokens_per_param,
+        "count": count,
     }
+    return {"isoflop_grid": kwargs}
 
 
 def _ratio_cells(

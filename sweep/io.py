@@ -71,9 +71,27 @@ def _load_function(ref: str) -> GridSpec:
     return grid
 
 
+class _Dumper(yaml.SafeDumper):
+    """Writes large and small floats as 3.0e+11 (YAML 1.1 floats need the dot and sign)."""
+
+
+def _float(dumper: yaml.SafeDumper, value: float) -> yaml.ScalarNode:
+    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3) and value == value:
+        mantissa, exponent = f"{value:.15e}".split("e")
+        mantissa = mantissa.rstrip("0")
+        mantissa += "0" if mantissa.endswith(".") else ""
+        return dumper.represent_scalar("tag:yaml.org,2002:float", f"{mantissa}e{int(exponent):+d}")
+    return dumper.represent_float(value)
+
+
+_Dumper.add_representer(float, _float)
+
+
 def grid_to_yaml(grid: GridSpec) -> str:
     """YAML text that :func:`load_grid` reads back to an equal grid."""
-    return yaml.safe_dump(grid.to_dict(), sort_keys=False, default_flow_style=None, width=100)
+    return yaml.dump(
+        grid.to_dict(), Dumper=_Dumper, sort_keys=False, default_flow_style=None, width=100
+    )
 
 
 def save_grid(grid: GridSpec, path: str | Path) -> None:

@@ -141,3 +141,13 @@ def test_bad_grid_files_name_file_and_field(tmp_path, text, message):
 def test_missing_grid_file(tmp_path):
     with pytest.raises(ConfigError, match="no such grid file"):
         load_grid(tmp_path / "absent.yaml")
+
+
+def test_shipped_yaml_grids_equal_their_functions():
+    from slscale.sweep.examples import EXAMPLES
+    from slscale.sweep.io import shipped_grids
+
+    assert set(shipped_grids()) == set(EXAMPLES)
+    for name, make in EXAMPLES.items():
+        assert load_grid(name) == make(), f"sweep/grids/{name}.yaml differs from {make.__name__}"
+        assert load_grid(f"slscale.sweep.examples:{make.__name__}") == make()
