@@ -1,1 +1,34 @@
-"""Results store (see slscale.store.base for the interface and its concurrency contract)."""
+"""The results store: runs, their training curves and their evaluation scores.
+
+``open_store(target)`` opens the store behind a workdir (``<workdir>/results.db``), a SQLite
+file or a database URL; :func:`resolve_store_target` picks the target from ``--store``,
+``$SLSCALE_STORE`` or ``--workdir``. The interface and its concurrency contract are in
+:mod:`slscale.store.base`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from slscale.store.base import EvalResult, Metric, RunRecord, Store
+from slscale.store.targets import resolve_store_target, store_url
+
+__all__ = [
+    "EvalResult",
+    "Metric",
+    "RunRecord",
+    "Store",
+    "open_store",
+    "resolve_store_target",
+]
+
+
+def open_store(target: str | os.PathLike[str]) -> Store:
+    """Open (creating if needed) the store at a workdir, a SQLite file or a database URL.
+
+    Raises :class:`~slscale.errors.StoreError` with one line naming the (masked) target when it
+    cannot be opened.
+    """
+    from slscale.store.sql import SqlStore
+
+    return SqlStore(store_url(target))

@@ -1,0 +1,423 @@
+"""The results store on SQLite or PostgreSQL, written with SQLAlchemy Core.
+
+How each clause of the contract in :mod:`slscale.store.base` is met:
+
+* idempotent register: ``INSERT ... ON CONFLICT DO NOTHING RETURNING run_id``;
+* compare-and-set: one ``UPDATE ... WHERE run_id = ? AND state IN (...)``, true iff a row
+  changed (PostgreSQL re-checks the WHERE clause under the row lock; SQLite has one writer);
+* leases: ``UPDATE ... WHERE lease_owner IS NULL OR lease_owner = ? OR lease_expires_at < now``;
+  times are UTC from the writer's clock, so hosts sharing a PostgreSQL store need synchronised
+  clocks (NTP) and leases much longer than their skew;
+* upserts: ``INSERT ... ON CONFLICT (key) DO UPDATE``, executed as one ``executemany`` in one
+  transaction per call. PostgreSQL batches are sorted by key so that concurrent writers lock
+  rows in the same order and cannot deadlock.
+
+Bulk paths bypass SQLAlchemy's per-row processing: the upsert is compiled once and sent to the
+DBAPI cursor as tuples, and reads fetch tuples straight into Arrow (see
+:mod:`slscale.store.frames`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import itemgetter
+from typing import Any, TypeVar
+
+import pandas as pd
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from slscale.errors import StoreError
+from slscale.spec import RunState
+from slscale.store import frames, schema
+from slscale.store.base import EvalResult, Metric, RunRecord, Store
+from slscale.store.engine import create_store_engine, first_line, run_transaction
+from slscale.store.targets import mask_url, scrub
+
+T = TypeVar("T")
+runs, metrics, evals = schema.runs, schema.metrics, schema.evals
+
+_IN_CHUNK = 10_000  # ids per IN (...) list: SQLite allows at most 32,766 bound variables
+
+
+class SqlStore(Store):
+    """The results store in a SQLite file or a PostgreSQL database.
+
+    ``url`` is a SQLAlchemy URL as produced by :func:`slscale.store.targets.store_url`
+    (``sqlite:////abs/path.db`` or ``postgresql+psycopg://...``). Open one store per process;
+    a pickled store reopens from its URL.
+    """
+
+    def __init__(self, url: sa.URL) -> None:
+        self.url = url
+        self._shown = mask_url(url)
+        self._engine = self._connect()
+        self._metric_sql = self._upsert_sql(metrics, schema.METRIC_KEY)
+        self._eval_sql = self._upsert_sql(evals, schema.EVAL_KEY)
+
+    def __repr__(self) -> str:
+        return f"SqlStore({self._shown!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SqlStore, (self.url,))
+
+    # ------------------------------------------------------------------ runs
+
+    def register(self, specs: Mapping[str, Mapping[str, Any]]) -> list[str]:
+        now = _utcnow()
+        rows = [_new_run(run_id, spec, now) for run_id, spec in specs.items()]
+        if not rows:
+            return []
+        stmt = self._insert(runs).on_conflict_do_nothing(index_elements=["run_id"])
+        stmt = stmt.returning(runs.c.run_id)
+        new: set[str] = set(
+            self._write(lambda c: c.execute(stmt, rows).scalars().all(), "register runs")
+        )
+        return [run_id for run_id in specs if run_id in new]
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        stmt = sa.select(runs).where(runs.c.run_id == run_id)
+        row = self._read(lambda c: c.execute(stmt).first(), f"read run {run_id!r}")
+        return None if row is None else _record(row)
+
+    def list_runs(self, states: Sequence[RunState] | None = None) -> list[RunRecord]:
+        stmt = sa.select(runs).order_by(runs.c.run_id)
+        if states is not None:
+            stmt = stmt.where(runs.c.state.in_([str(s) for s in states]))
+        rows = self._read(lambda c: c.execute(stmt).all(), "list runs")
+        return [_record(row) for row in rows]
+
+    def set_state(
+        self,
+        run_id: str,
+        state: RunState,
+        *,
+        expected: Sequence[RunState] | None = None,
+        error: str | None = None,
+        host: str | None = None,
+        increment_attempts: bool = False,
+    ) -> bool:
+        values: dict[str, Any] = {"state": str(state), "error": error, "updated_at": _utcnow()}
+        if host is not None:
+            values["host"] = host
+        if increment_attempts:
+            values["attempts"] = runs.c.attempts + 1
+        stmt = sa.update(runs).where(runs.c.run_id == run_id).values(values)
+        if expected is not None:
+            stmt = stmt.where(runs.c.state.in_([str(s) for s in expected]))
+        return self._update_run(run_id, stmt, f"set state of run {run_id!r}")
+
+    def claim(self, run_id: str, owner: str, lease_seconds: float) -> bool:
+        now = _utcnow()
+        free = sa.or_(
+            runs.c.lease_owner.is_(None), runs.c.lease_owner == owner, runs.c.lease_expires_at < now
+        )
+        stmt = (
+            sa.update(runs)
+            .where(runs.c.run_id == run_id, free)
+            .values(lease_owner=owner, lease_expires_at=_expiry(now, lease_seconds))
+        )
+        return self._update_run(run_id, stmt, f"claim run {run_id!r}")
+
+    def heartbeat(self, run_id: str, owner: str, lease_seconds: float) -> bool:
+        expires = _expiry(_utcnow(), lease_seconds)
+        stmt = (
+            sa.update(runs)
+            .where(runs.c.run_id == run_id, runs.c.lease_owner == owner)
+            .values(lease_expires_at=expires)
+        )
+        return self._update_run(run_id, stmt, f"extend the lease of run {run_id!r}")
+
+    def release(self, run_id: str, owner: str) -> None:
+        stmt = (
+            sa.update(runs)
+            .where(runs.c.run_id == run_id, runs.c.lease_owner == owner)
+            .values(lease_owner=None, lease_expires_at=None)
+        )
+        self._write(lambda c: c.execute(stmt), f"release run {run_id!r}")
+
+    def set_summary(self, run_id: str, summary: Mapping[str, Any]) -> None:
+        where = runs.c.run_id == run_id
+
+        def merge(conn: sa.Connection) -> None:
+            current = conn.execute(sa.select(runs.c.summary).where(where).with_for_update())
+            text = current.scalar()
+            if text is None:
+                raise self._unknown_run(run_id)
+            merged = {**json.loads(text), **summary}
+            encoded = _dumps(merged, f"summary of run {run_id!r}")
+            conn.execute(sa.update(runs).where(where).values(summary=encoded, updated_at=_utcnow()))
+
+        self._write(merge, f"set summary of run {run_id!r}")
+
+    # ------------------------------------------------------------------ curves and scores
+
+    def log_metrics(self, rows: Iterable[Metric]) -> int:
+        tuples = [
+            (
+                m.run_id,
+                int(m.step),
+                None if m.tokens is None else int(m.tokens),
+                None if m.flops is None else float(m.flops),
+                m.name,
+                float(m.value),
+            )
+            for m in rows
+        ]
+        return self._upsert(metrics, self._metric_sql, tuples, "log metrics")
+
+    def log_evals(self, rows: Iterable[EvalResult]) -> int:
+        tuples = [
+            (
+                e.run_id,
+                int(e.step),
+                e.benchmark,
+                e.variant,
+                float(e.value),
+                int(e.n_items),
+                e.convention,
+            )
+            for e in rows
+        ]
+        return self._upsert(evals, self._eval_sql, tuples, "log evals")
+
+    # ------------------------------------------------------------------ frames
+
+    def runs_frame(self) -> pd.DataFrame:
+        return frames.runs_frame(self.list_runs())
+
+    def metrics_frame(
+        self, run_ids: Sequence[str] | None = None, names: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        stmt = sa.select(*metrics.c).order_by(*metrics.primary_key.columns)
+        if names is not None:
+            stmt = stmt.where(metrics.c.name.in_(list(names)))
+        if run_ids is None:
+            return self._frame(stmt, frames.METRIC_COLUMNS)
+        ids = sorted(set(run_ids))
+        chunks = [ids[i : i + _IN_CHUNK] for i in range(0, len(ids), _IN_CHUNK)] or [[]]
+        parts = [
+            self._frame(stmt.where(metrics.c.run_id.in_(c)), frames.METRIC_COLUMNS) for c in chunks
+        ]
+        return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+
+    def evals_frame(self) -> pd.DataFrame:
+        stmt = sa.select(*evals.c).order_by(*evals.primary_key.columns)
+        return self._frame(stmt, frames.EVAL_COLUMNS)
+
+    def progress_frame(self) -> pd.DataFrame:
+        m = metrics.alias("m")
+        last_loss = (
+            sa.select(m.c.value)
+            .where(m.c.run_id == runs.c.run_id, m.c.name == "loss")
+            .order_by(m.c.step.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        tokens = sa.select(sa.func.max(m.c.tokens)).where(m.c.run_id == runs.c.run_id)
+        stmt = sa.select(
+            runs.c.run_id,
+            last_loss.label("last_loss"),
+            tokens.scalar_subquery().label("tokens_done"),
+        ).order_by(runs.c.run_id)
+        columns = [
+            ("run_id", pa.string()),
+            ("last_loss", pa.float64()),
+            ("tokens_done", pa.int64()),
+        ]
+        return self._frame(stmt, columns, nullable=("tokens_done",))
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # ------------------------------------------------------------------ internals
+
+    def _connect(self) -> sa.Engine:
+        try:
+            engine = create_store_engine(self.url)
+        except (sa.exc.ArgumentError, ImportError) as exc:
+            raise StoreError(
+                f"cannot open results store {self._shown!r}: its driver is unavailable "
+                f"({scrub(first_line(exc), self.url)}); use postgresql://... or a SQLite path"
+            ) from None
+        self._engine = engine
+        try:
+            if not self._read(schema.schema_is_current, "open", wrap=False):
+                create = lambda c: schema.create_schema(c, self._shown)  # noqa: E731
+                self._write(create, "create tables", wrap=False)
+        except sa.exc.DBAPIError as exc:
+            engine.dispose()
+            raise StoreError(
+                f"cannot open results store {self._shown!r}: "
+                f"{scrub(first_line(exc.orig), self.url)}; {self._open_hint()}"
+            ) from None
+        return engine
+
+    def _open_hint(self) -> str:
+        if self._engine.dialect.name == "sqlite":
+            return "check that the path is a SQLite file (or a folder) you can write to"
+        return (
+            "check that the server is running and the URL's host, port, user, password "
+            "and database are right"
+        )
+
+    def _insert(self, table: sa.Table) -> Any:
+        if self._engine.dialect.name == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    def _upsert_sql(self, table: sa.Table, key: Sequence[str]) -> str:
+        stmt = self._insert(table)
+        update = {c.name: stmt.excluded[c.name] for c in table.c if c.name not in key}
+        compiled = stmt.on_conflict_do_update(index_elements=list(key), set_=update).compile(
+            dialect=self._engine.dialect
+        )
+        names = [c.name for c in table.c]
+        assert not compiled.positional or compiled.positiontup == names, compiled.positiontup
+        return compiled.string
+
+    def _upsert(self, table: sa.Table, sql: str, rows: list[tuple[Any, ...]], what: str) -> int:
+        if not rows:
+            return 0
+        params: Sequence[Any] = rows
+        if self._engine.dialect.name == "postgresql":
+            key = schema.METRIC_KEY if table is metrics else schema.EVAL_KEY
+            names = [c.name for c in table.c]
+            rows.sort(key=itemgetter(*(names.index(k) for k in key)))  # one lock order
+            params = [dict(zip(names, row, strict=True)) for row in rows]
+        try:
+            self._write(lambda c: c.exec_driver_sql(sql, params), what)
+        except sa.exc.IntegrityError as exc:
+            raise self._integrity_error({row[0] for row in rows}, exc) from None
+        return len(rows)
+
+    def _integrity_error(self, run_ids: set[str], exc: sa.exc.IntegrityError) -> StoreError:
+        stmt = sa.select(runs.c.run_id).where(runs.c.run_id.in_(sorted(run_ids)[:_IN_CHUNK]))
+        known: set[str] = set(self._read(lambda c: c.execute(stmt).scalars().all(), "check runs"))
+        missing = sorted(run_ids - known)
+        if missing:
+            return self._unknown_run(missing[0])
+        return StoreError(f"results store {self._shown!r} refused rows: {first_line(exc.orig)}")
+
+    def _update_run(self, run_id: str, stmt: sa.Update, what: str) -> bool:
+        def work(conn: sa.Connection) -> bool:
+            if conn.execute(stmt).rowcount == 1:
+                return True
+            if conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id == run_id)).first():
+                return False
+            raise self._unknown_run(run_id)
+
+        return self._write(work, what)
+
+    def _unknown_run(self, run_id: str) -> StoreError:
+        return StoreError(
+            f"run {run_id!r} is not registered in results store {self._shown!r}: "
+            "register it first (slscale launch registers a grid's runs)"
+        )
+
+    def _frame(
+        self,
+        stmt: sa.Select[Any],
+        columns: Sequence[tuple[str, Any]],
+        nullable: Sequence[str] = ("tokens",),
+    ) -> pd.DataFrame:
+        compiled = stmt.compile(
+            dialect=self._engine.dialect, compile_kwargs={"render_postcompile": True}
+        )
+        params: Any = compiled.params
+        if compiled.positional:
+            params = tuple(params[name] for name in compiled.positiontup or ())
+
+        def fetch(conn: sa.Connection) -> pd.DataFrame:
+            cursor = conn.connection.cursor()
+            try:
+                cursor.execute(compiled.string, params)
+                return frames.cursor_frame(cursor, columns, nullable)
+            finally:
+                cursor.close()
+
+        return self._read(fetch, "read a table")
+
+    def _read(self, work: Callable[[sa.Connection], T], what: str, wrap: bool = True) -> T:
+        return self._run(work, what, write=False, wrap=wrap)
+
+    def _write(self, work: Callable[[sa.Connection], T], what: str, wrap: bool = True) -> T:
+        return self._run(work, what, write=True, wrap=wrap)
+
+    def _run(self, work: Callable[[sa.Connection], T], what: str, write: bool, wrap: bool) -> T:
+        try:
+            return run_transaction(self._engine, work, write=write, shown_url=self._shown)
+        except sa.exc.IntegrityError:
+            raise
+        except sa.exc.DBAPIError as exc:
+            if not wrap:
+                raise
+            reason = scrub(first_line(exc.orig), self.url)
+            raise StoreError(f"results store {self._shown!r}: {what} failed: {reason}") from None
+
+
+def _utcnow() -> dt.datetime:
+    """Naive UTC: both backends store ``TIMESTAMP WITHOUT TIME ZONE`` in UTC."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    return None if value is None else value.replace(tzinfo=dt.UTC)
+
+
+def _expiry(now: dt.datetime, lease_seconds: float) -> dt.datetime:
+    if not lease_seconds > 0:
+        raise ValueError(f"lease_seconds = {lease_seconds!r}: must be positive")
+    return now + dt.timedelta(seconds=lease_seconds)
+
+
+def _new_run(run_id: str, spec: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
+    if not isinstance(run_id, str) or not run_id:
+        raise ValueError(f"run id {run_id!r}: must be a non-empty string")
+    return {
+        "run_id": run_id,
+        "spec": _dumps(spec, f"spec of run {run_id!r}"),
+        "state": str(RunState.PENDING),
+        "attempts": 0,
+        "error": None,
+        "host": None,
+        "summary": "{}",
+        "created_at": now,
+        "updated_at": now,
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
+
+
+def _record(row: sa.Row[Any]) -> RunRecord:
+    return RunRecord(
+        run_id=row.run_id,
+        spec=json.loads(row.spec),
+        state=RunState(row.state),
+        attempts=row.attempts,
+        error=row.error,
+        host=row.host,
+        summary=json.loads(row.summary),
+        created_at=_aware(row.created_at),  # type: ignore[arg-type]
+        updated_at=_aware(row.updated_at),  # type: ignore[arg-type]
+        lease_owner=row.lease_owner,
+        lease_expires_at=_aware(row.lease_expires_at),
+    )
+
+
+def _dumps(value: Mapping[str, Any], what: str) -> str:
+    try:
+        return json.dumps(dict(value), default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} is not JSON-serialisable: {exc}") from None
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "__fspath__"):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} {value!r} has no JSON form")
