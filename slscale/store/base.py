@@ -139,6 +139,18 @@ class Store(abc.ABC):
     def evals_frame(self) -> pd.DataFrame:
         """run_id, step, benchmark, variant, value, n_items, convention."""
 
+    def progress_frame(self) -> pd.DataFrame:
+        """One row per run (by run id): run_id, last_loss (the ``loss`` metric at the run's
+        last logged step, NaN if none) and tokens_done (the largest ``tokens`` of any of its
+        metrics, <NA> if none). Backends may override this with a cheaper query."""
+        metrics = self.metrics_frame()
+        loss = metrics[metrics["name"] == "loss"].sort_values("step").groupby("run_id")["value"]
+        frame = pd.DataFrame({"run_id": [r.run_id for r in self.list_runs()]})
+        frame["last_loss"] = frame["run_id"].map(loss.last()).astype("float64")
+        tokens = metrics.groupby("run_id")["tokens"].max()
+        frame["tokens_done"] = frame["run_id"].map(tokens).astype("Int64")
+        return frame
+
     @abc.abstractmethod
     def close(self) -> None:
         """Release connections."""

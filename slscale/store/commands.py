@@ -1,9 +1,118 @@
-"""CLI commands of the results store."""
+"""CLI commands of the results store: ``slscale status`` and ``slscale export``."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from slscale.errors import SlscaleError
+from slscale.store import open_store, resolve_store_target
+from slscale.store.export import FORMATS, export_tables
+from slscale.store.targets import ENV_VAR, mask_url, store_url
+
+ERROR_CHARS = 60
+"""Width of the error column of ``slscale status``."""
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register store sub-commands (export, status)."""
+    status = sub.add_parser("status", help="one line per run: state, attempts, loss, tokens")
+    _store_arguments(status)
+    status.add_argument("--json", action="store_true", help="print a JSON list of runs")
+    status.set_defaults(func=cmd_status)
+
+    export = sub.add_parser("export", help="write the runs, metrics and evals tables")
+    _store_arguments(export)
+    export.add_argument("--format", choices=FORMATS, default="parquet", help="file format")
+    export.add_argument("--out", help="output folder (default: <workdir>/export)")
+    export.set_defaults(func=cmd_export)
+
+
+def _store_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workdir", help="the study's folder (its store: <workdir>/results.db)")
+    parser.add_argument("--store", help=f"store path or URL (default: ${ENV_VAR} or the workdir's)")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print each run's state, attempts, last loss, tokens done and error."""
+    target = resolve_store_target(args.store, args.workdir)
+    with open_store(target) as store:
+        runs = store.list_runs()
+        frame = store.progress_frame()
+    progress = frame.set_index("run_id").to_dict("index")
+    rows = []
+    for run in runs:
+        done = progress.get(run.run_id, {})
+        rows.append({
+            "run_id": run.run_id,
+            "state": str(run.state),
+            "attempts": run.attempts,
+            "last_loss": _float(done.get("last_loss")),
+            "tokens_done": _int(done.get("tokens_done")),
+            "error": _first_line(run.error),
+        })  # fmt: skip
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        print(format_status(rows, mask_url(store_url(target))))
+    return 0
+
+
+def format_status(rows: list[dict[str, Any]], shown_url: str) -> str:
+    """The status table with a heading line counting runs per state."""
+    counts = Counter(row["state"] for row in rows)
+    per_state = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    heading = f"{shown_url}: {len(rows)} runs" + (f" ({per_state})" if rows else "")
+    header = ("run id", "state", "attempts", "last loss", "tokens done", "error")
+    cells = [
+        (
+            row["run_id"],
+            row["state"],
+            str(row["attempts"]),
+            "-" if row["last_loss"] is None else f"{row['last_loss']:.4f}",
+            "-" if row["tokens_done"] is None else f"{row['tokens_done']:,}",
+            (row["error"] or "")[:ERROR_CHARS],
+        )
+        for row in rows
+    ]
+    widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
+    right = {2, 3, 4}  # numbers align right
+    lines = [
+        "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in
+                  enumerate(zip(line, widths, strict=True))).rstrip()
+        for line in [header, *cells]
+    ]  # fmt: skip
+    return "\n".join([heading, *lines]) if rows else heading
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write runs/metrics/evals as Parquet or CSV files."""
+    target = resolve_store_target(args.store, args.workdir)
+    if args.out is None and args.workdir is None:
+        raise SlscaleError("export: give --out DIR (or --workdir DIR to write <workdir>/export)")
+    out = Path(args.out) if args.out else Path(args.workdir) / "export"
+    with open_store(target) as store:
+        counts = export_tables(store, out, args.format)
+    tables = ", ".join(f"{name} ({n} rows)" for name, n in counts.items())
+    print(f"wrote {tables} to {out} as {args.format}")
+    return 0
+
+
+def _float(value: Any) -> float | None:
+    return None if pd.isna(value) else float(value)
+
+
+def _int(value: Any) -> int | None:
+    return None if pd.isna(value) else int(value)
+
+
+def _first_line(text: str | None) -> str | None:
+    if not text:
+        return None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else None

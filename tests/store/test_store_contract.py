@@ -213,6 +213,7 @@ def test_progress_frame_has_last_loss_and_tokens(store: Store, make_spec) -> Non
     assert frame["run_id"].tolist() == ["a", "b"]
     assert frame["last_loss"].iloc[0] == 6.0 and np.isnan(frame["last_loss"].iloc[1])
     assert frame["tokens_done"].tolist() == [4000, pd.NA]
+    pd.testing.assert_frame_equal(frame, Store.progress_frame(store))  # the generic definition
 
 
 def test_a_pickled_store_reopens_with_the_same_data(store: Store, make_spec) -> None:
