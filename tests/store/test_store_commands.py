@@ -32,7 +32,8 @@ def populated(store: Store, make_spec) -> Store:
     store.set_state("broken", RunState.FAILED, increment_attempts=True, error="OOM\ntrace")
     store.set_summary("done", {"loss": 2.5, "note": "fine"})
     store.set_summary("broken", {"note": 3})  # mixed types in one summary column
-    store.log_metrics([Metric("done", s, "loss", 4.0 - s / 2, tokens=500_000 * s) for s in range(5)])
+    curve = [Metric("done", s, "loss", 4.0 - s / 2, tokens=500_000 * s) for s in range(5)]
+    store.log_metrics(curve)
     store.log_metrics([Metric("broken", 7, "loss", float("nan"), tokens=7000)])
     store.log_evals([EvalResult("done", 4, "sSC", "S->S", 0.53, 1871, "sum")])
     return store

@@ -50,7 +50,7 @@ def test_concurrent_writers_keep_every_key_exactly_once(store_target: str, make_
 
     with open_store(store_target) as store:
         frame = store.metrics_frame()
-        winner = [w for w, won in outcomes.items() if won][0]
+        winner = next(w for w, won in outcomes.items() if won)
         contested = store.get_run("contested")
         assert contested is not None and contested.lease_owner == f"driver-{winner}"
     keys = frame[["run_id", "step", "name"]]

@@ -81,7 +81,7 @@ def test_unreachable_server_error_is_one_masked_line() -> None:
 
 
 def test_unsupported_or_malformed_urls_are_refused() -> None:
-    with pytest.raises(StoreError, match="uses 'mysql'.*supports SQLite .* and PostgreSQL"):
+    with pytest.raises(StoreError, match=r"uses 'mysql'.*supports SQLite .* and PostgreSQL"):
         open_store(f"mysql://root:{SECRET}@localhost/db")
     with pytest.raises(StoreError, match="not a valid database URL"):
         open_store("::://nonsense")
