@@ -1,0 +1,186 @@
+"""Atomic, verified training checkpoints: DeepSpeed engine state plus each worker's own state.
+
+Layout under ``<run dir>/checkpoints/``::
+
+    step-000000120/            a complete checkpoint (only complete ones carry this name)
+        <DeepSpeed files>      model, optimizer, LR scheduler (per-rank ZeRO partitions)
+        trainer_state_rank00000.pt   step, tokens, data position, RNG of worker 0
+        MANIFEST.json          written last: every file's size and sha256
+    .tmp-step-000000140/       a save in progress (or one a crash interrupted): ignored
+
+A save writes into the ``.tmp-`` directory, fsyncs every file, writes ``MANIFEST.json``, then
+renames the directory into place and fsyncs the parent, so a crash at any moment leaves either
+the previous checkpoints or a new complete one. On resume the newest checkpoint whose files all
+match its manifest is used; one that does not (truncated, corrupted, no manifest) is renamed
+``corrupt-…`` and the one before it is tried. Workers must share the checkpoint filesystem (as
+DeepSpeed requires).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from slscale.errors import SlscaleError
+from slscale.models.train.distributed import DistInfo, barrier, broadcast_object
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "MANIFEST.json"
+FORMAT_VERSION = 1
+_NAME = re.compile(r"^step-(\d{9})$")
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:09d}"
+
+
+def worker_state_file(rank: int) -> str:
+    return f"trainer_state_rank{rank:05d}.pt"
+
+
+def verify_checkpoint(path: Path) -> str | None:
+    """None if ``path`` is a complete checkpoint, else why it is not."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"no readable {MANIFEST} ({exc.__class__.__name__})"
+    if manifest.get("format_version") != FORMAT_VERSION:
+        return f"unknown format_version {manifest.get('format_version')!r}"
+    for name, meta in files.items():
+        file = path / name
+        if not file.is_file():
+            return f"missing file {name}"
+        if file.stat().st_size != meta["bytes"]:
+            return f"file {name} has {file.stat().st_size} bytes, manifest says {meta['bytes']}"
+        if _sha256(file) != meta["sha256"]:
+            return f"file {name} does not match its sha256"
+    return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_manifest(path: Path, meta: dict[str, Any]) -> None:
+    """fsync every file under ``path``, then write the manifest atomically (it marks the
+    checkpoint complete)."""
+    files = {}
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and p.name != MANIFEST):
+        _fsync_path(file)
+        files[str(file.relative_to(path))] = {"bytes": file.stat().st_size, "sha256": _sha256(file)}
+    body = {"format_version": FORMAT_VERSION, **meta, "files": files}
+    tmp = path / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(body, indent=1, sort_keys=True))
+    _fsync_path(tmp)
+    tmp.rename(path / MANIFEST)
+    _fsync_path(path)
+
+
+class CheckpointManager:
+    """Saves, finds and loads the checkpoints of one run (collective calls on every worker)."""
+
+    def __init__(self, root: Path, keep: int, info: DistInfo) -> None:
+        self.root = Path(root)
+        self.keep = keep
+        self.info = info
+
+    def complete(self) -> list[Path]:
+        """Checkpoints carrying a complete name, newest first (not yet verified)."""
+        if not self.root.is_dir():
+            return []
+        found = [p for p in self.root.iterdir() if p.is_dir() and _NAME.match(p.name)]
+        return sorted(found, key=lambda p: p.name, reverse=True)
+
+    def save(
+        self, engine: Any, step: int, worker_state: dict[str, Any], meta: dict[str, Any]
+    ) -> Path:
+        """Write a checkpoint of the state after ``step`` optimizer steps."""
+        name = checkpoint_name(step)
+        tmp = self.root / f".tmp-{name}"
+        if self.info.is_main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        barrier(self.info)
+        engine.save_checkpoint(str(self.root), tag=tmp.name, client_state={}, save_latest=False)
+        torch.save(worker_state, tmp / worker_state_file(self.info.rank))
+        barrier(self.info)
+        if self.info.is_main:
+            write_manifest(tmp, {"step": step, "world_size": self.info.world_size, **meta})
+            self._publish(tmp, self.root / name)
+            self._prune()
+        barrier(self.info)
+        return self.root / name
+
+    def _publish(self, tmp: Path, final: Path) -> None:
+        if final.exists():  # the same step saved again after a resume: replace it
+            old = final.with_name(f".old-{final.name}-{time.time_ns()}")
+            final.rename(old)
+            shutil.rmtree(old, ignore_errors=True)
+        tmp.rename(final)
+        _fsync_path(self.root)
+
+    def _prune(self) -> None:
+        for old in self.complete()[self.keep :]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def latest_valid(self) -> Path | None:
+        """The newest verified checkpoint (chosen by worker 0, the same on every worker)."""
+        choice: str | None = None
+        if self.info.is_main:
+            choice = self._find_valid()
+        chosen = broadcast_object(choice, self.info)
+        return self.root / str(chosen) if chosen else None
+
+    def _find_valid(self) -> str | None:
+        for path in self.complete():
+            problem = verify_checkpoint(path)
+            if problem is None:
+                return path.name
+            corrupt = path.with_name(f"corrupt-{path.name}-{time.time_ns()}")
+            log.warning("checkpoint %s is unusable (%s); moved to %s", path, problem, corrupt.name)
+            path.rename(corrupt)
+        return None
+
+    def load(self, engine: Any, path: Path) -> dict[str, Any]:
+        """Restore the engine from ``path`` and return this worker's trainer state."""
+        manifest = json.loads((path / MANIFEST).read_text())
+        if manifest["world_size"] != self.info.world_size:
+            raise SlscaleError(
+                f"checkpoint {path} was written by {manifest['world_size']} workers; resume it "
+                f"with the same number (now {self.info.world_size})"
+            )
+        load_path, _ = engine.load_checkpoint(
+            str(self.root),
+            tag=path.name,
+            load_optimizer_states=True,
+            load_lr_scheduler_states=True,
+        )
+        if load_path is None:
+            raise SlscaleError(f"DeepSpeed could not load checkpoint {path}")
+        state: dict[str, Any] = torch.load(
+            path / worker_state_file(self.info.rank), weights_only=False
+        )
+        return state

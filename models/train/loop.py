@@ -1,0 +1,204 @@
+"""One worker's training loop: micro-batches, token-weighted loss, validation, checkpoints.
+
+The loss of a step is the mean next-token NLL over every labelled token of the *global* step:
+each worker counts its labelled tokens, the counts are summed across workers, and each
+micro-batch contributes ``sum NLL × world_size / total`` to the backward pass (DeepSpeed then
+averages gradients over workers). The update is therefore the same however the step is cut
+into micro-batches and workers, and a short last step weighs its tokens like any other.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from slscale.errors import SlscaleError
+from slscale.models.data.batching import Batch, BatchSource
+from slscale.models.train.budget import MicroBatch, TokenBudget
+from slscale.models.train.checkpoint import CheckpointManager
+from slscale.models.train.config import TrainJob
+from slscale.models.train.distributed import DistInfo, all_reduce_sum
+from slscale.models.train.engine import build_engine, resolve_precision
+from slscale.models.train.flops import count_flops_per_token, param_counts
+from slscale.models.train.state import Progress, rng_state, seed_everything, set_rng_state
+from slscale.store.base import Metric
+
+IGNORE = -100
+
+
+def next_token_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Summed NLL of ``labels[:, 1:]`` under ``logits[:, :-1]`` (labels -100 skipped)."""
+    return F.cross_entropy(
+        logits[:, :-1].flatten(0, 1).float(),
+        labels[:, 1:].flatten(),
+        ignore_index=IGNORE,
+        reduction="sum",
+    )
+
+
+def labelled_tokens(batch: Batch) -> int:
+    return int((batch.labels[:, 1:] != IGNORE).sum())
+
+
+class WorkerLoop:
+    """The model, optimizer and data of one worker, and the steps that train them."""
+
+    def __init__(self, job: TrainJob, info: DistInfo) -> None:
+        cfg = job.config
+        self.job, self.cfg, self.info = job, cfg, info
+        self.budget = TokenBudget(
+            tokens=cfg.tokens,
+            global_batch_size=cfg.recipe.global_batch_size,
+            context_length=cfg.recipe.context_length,
+            num_workers=info.world_size,
+            micro_batch_size=cfg.micro_batch_size,
+        )
+        seed_everything(cfg.seed)
+        self.model = job.model_factory()
+        self._measure_model()
+        self.precision = resolve_precision(cfg.precision, info.device)
+        self.engine, self.schedule = build_engine(self.model, cfg, self.budget, info)
+        self.source: BatchSource = job.train_data(info.rank, info.world_size)
+        self.progress = Progress()
+        self.checkpoints = CheckpointManager(
+            cfg.run_dir / "checkpoints", cfg.keep_checkpoints, info
+        )
+
+    def _measure_model(self) -> None:
+        """Parameter counts and FLOPs per token, taken before ZeRO-3 partitions the model."""
+        self.n_params, self.n_params_non_embedding = param_counts(self.model)
+        embeddings = self.model.get_output_embeddings()  # type: ignore[operator]
+        self.vocab_size = int(embeddings.weight.shape[0])
+        if self.cfg.flops_per_token is not None:
+            self.flops_per_token, self.flops_method = self.cfg.flops_per_token, "given"
+        else:
+            self.flops_per_token = count_flops_per_token(self.model, self.cfg.recipe.context_length)
+            self.flops_method = "FlopCounterMode, fwd+bwd, full-T attention"
+
+    # -- resume / checkpoint -------------------------------------------------------------
+
+    def resume(self) -> dict[str, Any] | None:
+        """Load the newest valid checkpoint, if any; return its extra (worker-0) payload."""
+        path = self.checkpoints.latest_valid()
+        if path is None:
+            return None
+        state = self.checkpoints.load(self.engine, path)
+        self.progress = Progress.from_dict(state["progress"])
+        self.progress.resumed_from.append(self.progress.step)
+        self.source.load_state_dict(state["source"])
+        set_rng_state(state["rng"])
+        extra: dict[str, Any] = state.get("extra", {})
+        return extra
+
+    def save_checkpoint(self, extra: dict[str, Any]) -> Path:
+        state = {
+            "progress": self.progress.to_dict(),
+            "source": self.source.state_dict(),
+            "rng": rng_state(),
+            "extra": extra,
+        }
+        meta = {"run_id": self.cfg.run_id, "tokens": self.tokens_done}
+        return self.checkpoints.save(self.engine, self.progress.step, state, meta)
+
+    @property
+    def tokens_done(self) -> int:
+        return self.budget.tokens_before(self.progress.step)
+
+    # -- training ------------------------------------------------------------------------
+
+    def train_step(self, stop_requested: bool) -> tuple[float, bool]:
+        """Run optimizer step ``progress.step``; return (global loss, any worker asked to
+        stop)."""
+        start = time.perf_counter()
+        step = self.progress.step
+        batches = [self._fetch(m) for m in self.budget.worker_micro_batches(step, self.info.rank)]
+        local = sum(labelled_tokens(b) for b in batches)
+        (total,) = all_reduce_sum([float(local)], self.info)
+        scale = self.info.world_size / max(total, 1.0)
+        nll_sum = torch.zeros((), dtype=torch.float64, device=self.info.device)
+        for i, batch in enumerate(batches):
+            self.engine.set_gradient_accumulation_boundary(i == len(batches) - 1)
+            nll = self._nll(batch)
+            self.engine.backward(nll * scale, scale_wrt_gas=False)
+            self.engine.step()
+            nll_sum += nll.detach()
+        loss_part, stop = all_reduce_sum(
+            [float(nll_sum) / max(total, 1.0), float(stop_requested)], self.info
+        )
+        self.progress.step += 1
+        self.progress.last_loss = loss_part
+        self.progress.train_seconds += time.perf_counter() - start
+        return loss_part, stop > 0
+
+    def _fetch(self, micro: MicroBatch) -> Batch:
+        if micro.is_empty:  # keeps collectives aligned; all labels ignored, so no loss
+            ids = torch.zeros((1, 2), dtype=torch.long)
+            return Batch(input_ids=ids, labels=torch.full_like(ids, IGNORE))
+        batch = self.source.next_batch(micro.num_sequences, micro.length)
+        if tuple(batch.input_ids.shape) != (micro.num_sequences, micro.length):
+            raise SlscaleError(
+                f"run {self.cfg.run_id}: the batch source returned input_ids of shape "
+                f"{tuple(batch.input_ids.shape)}, asked for {(micro.num_sequences, micro.length)}"
+            )
+        self.progress.add_stream_tokens(batch.tokens_by_stream)
+        return batch
+
+    def _nll(self, batch: Batch) -> torch.Tensor:
+        device = self.info.device
+        positions = batch.position_ids.to(device) if batch.position_ids is not None else None
+        logits = self.engine(input_ids=batch.input_ids.to(device), position_ids=positions).logits
+        return next_token_nll(logits, batch.labels.to(device))
+
+    def lr(self, step: int) -> float:
+        return self.schedule.lr(step)
+
+    def grad_norm(self) -> float | None:
+        norm = self.engine.get_global_grad_norm()
+        return None if norm is None else float(norm)
+
+    # -- validation ----------------------------------------------------------------------
+
+    def validation_loss(self) -> float | None:
+        """Token-mean NLL over ``eval_batches`` held-out micro-batches per worker."""
+        if self.job.validation_data is None:
+            return None
+        source = self.job.validation_data(self.info.rank, self.info.world_size)
+        micro = self.budget.resolved_micro_batch_size
+        nll, count = 0.0, 0
+        self.engine.eval()
+        with torch.no_grad():
+            for _ in range(self.cfg.eval_batches):
+                batch = source.next_batch(micro, self.cfg.recipe.context_length)
+                nll += float(self._nll(batch))
+                count += labelled_tokens(batch)
+        self.engine.train()
+        total_nll, total_count = all_reduce_sum([nll, float(count)], self.info)
+        return total_nll / max(total_count, 1.0)
+
+    def stream_tokens_global(self) -> dict[str, int]:
+        """Tokens per stream summed over workers."""
+        if self.info.world_size == 1:
+            return dict(self.progress.stream_tokens)
+        import torch.distributed
+
+        gathered: list[dict[str, int] | None] = [None] * self.info.world_size
+        torch.distributed.all_gather_object(gathered, self.progress.stream_tokens)
+        total: dict[str, int] = {}
+        for counts in gathered:
+            for name, count in (counts or {}).items():
+                total[name] = total.get(name, 0) + count
+        return dict(sorted(total.items()))
+
+
+def metric_rows(
+    run_id: str, step: int, tokens: int, flops: float, values: dict[str, float | None]
+) -> list[Metric]:
+    return [
+        Metric(run_id=run_id, step=step, name=name, value=float(value), tokens=tokens, flops=flops)
+        for name, value in values.items()
+        if value is not None
+    ]

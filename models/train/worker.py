@@ -1,0 +1,141 @@
+"""``train_worker(config)``: the entry point every worker of a run calls.
+
+It is a plain function of one argument so that it serves as Ray Train's ``train_loop_per_worker``
+(``TorchTrainer(train_worker, train_loop_config={"job": job})``), as the target of the local
+multi-process launcher, and as a direct call in a single process. Every worker returns the same
+:class:`TrainResult`; worker 0 alone talks to the store and writes ``result.json``.
+
+Outcomes: SUCCEEDED (budget consumed, model exported), PREEMPTED (SIGTERM/SIGINT: a checkpoint
+is written at the end of the current step and the run can be resumed), FAILED (diverged:
+NaN/inf loss or a loss above ``max_loss``; or an exception, which is re-raised).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import signal
+import socket
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from slscale.errors import ConfigError
+from slscale.models.train.config import TrainJob
+from slscale.models.train.distributed import init_distributed
+from slscale.models.train.loop import WorkerLoop
+from slscale.models.train.report import RunReporter
+from slscale.spec import RunState
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainResult:
+    """How a run ended (the same on every worker)."""
+
+    run_id: str
+    state: RunState
+    steps: int
+    tokens: int
+    loss: float
+    val_loss: float | None
+    error: str | None
+    run_dir: Path
+
+
+class StopSignal:
+    """Turns SIGTERM (and a first SIGINT) into a request to stop after the current step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # e.g. Ray Train's worker thread: signals reach the main thread only
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        if signum == signal.SIGINT:  # a second Ctrl-C interrupts at once
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def uninstall(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+
+def train_worker(config: TrainJob | Mapping[str, Any]) -> TrainResult:
+    """Train one worker's share of a run (``config``: a TrainJob or ``{"job": TrainJob}``)."""
+    job = config if isinstance(config, TrainJob) else config["job"]
+    info = init_distributed(job.config.device)
+    if info.world_size != job.config.num_workers:
+        raise ConfigError(
+            f"field 'num_workers' = {job.config.num_workers}: the process group has "
+            f"{info.world_size} workers; launch as many as the run asks for"
+        )
+    return _Driver(job, WorkerLoop(job, info)).run()
+
+
+class _Driver:
+    def __init__(self, job: TrainJob, loop: WorkerLoop) -> None:
+        self.cfg, self.loop = job.config, loop
+        self.job = job
+        self.reporter = RunReporter(job, loop)
+        self.max_loss = self.cfg.max_loss or 2 * math.log(loop.vocab_size)
+        self.stop = StopSignal()
+
+    def run(self) -> TrainResult:
+        self.stop.install()
+        try:
+            extra = self.loop.resume()
+            self.reporter.start(socket.gethostname(), extra)
+            state, error = self._train()
+            return self._finish(state, error)
+        except BaseException as exc:
+            self.reporter.finish(RunState.FAILED, f"{exc.__class__.__name__}: {exc}", None)
+            raise
+        finally:
+            self.stop.uninstall()
+
+    def _train(self) -> tuple[RunState, str | None]:
+        total = self.loop.budget.total_steps
+        while self.loop.progress.step < total:
+            loss, stop = self.loop.train_step(self.stop.requested)
+            step = self.loop.progress.step
+            if not math.isfinite(loss) or loss > self.max_loss:
+                return RunState.FAILED, (
+                    f"diverged: training loss {loss:.6g} at step {step} (limit {self.max_loss:.6g})"
+                )
+            self.reporter.step_done(loss, log=step % self.cfg.log_every_steps == 0 or step == total)
+            if self.cfg.eval_every_steps and step % self.cfg.eval_every_steps == 0 and step < total:
+                self.reporter.validation(self.loop.validation_loss())
+            if stop:
+                self.loop.save_checkpoint(self.reporter.checkpoint_extra())
+                return RunState.PREEMPTED, f"stopped by a signal at step {step}; resumable"
+            every = self.cfg.checkpoint_every_steps
+            if every and step % every == 0 and step < total:
+                self.loop.save_checkpoint(self.reporter.checkpoint_extra())
+        return RunState.SUCCEEDED, None
+
+    def _finish(self, state: RunState, error: str | None) -> TrainResult:
+        val_loss = None
+        if state == RunState.SUCCEEDED:
+            val_loss = self.loop.validation_loss()
+            self.reporter.validation(val_loss)
+            if self.cfg.export_model:
+                self.reporter.export_model()
+        self.reporter.finish(state, error, val_loss)
+        return TrainResult(
+            run_id=self.cfg.run_id,
+            state=state,
+            steps=self.loop.progress.step,
+            tokens=self.loop.tokens_done,
+            loss=self.loop.progress.last_loss,
+            val_loss=val_loss,
+            error=error,
+            run_dir=self.cfg.run_dir,
+        )
