@@ -43,6 +43,8 @@ RUN_COLUMNS = (
     "run_id", "state", "attempts", "error", "host", "created_at", "updated_at",
     "lease_owner", "lease_expires_at",
 )  # fmt: skip
+_STR = pd.StringDtype("pyarrow", na_value=float("nan"))  # pandas 3's default "str" dtype
+
 SUMMARY_PREFIX = "summary."
 """Prefix of a summary column whose key is also a spec column (e.g. ``summary.tokens``)."""
 
@@ -75,15 +77,20 @@ def cursor_frame(
             batches.append(pa.record_batch(arrays, schema=schema))
             del rows
         table = pa.Table.from_batches(batches, schema=schema)
-    frame = table.to_pandas(types_mapper=_nullable_ints)
+    frame = table.to_pandas(types_mapper=_pandas_type)
     for name, typ in columns:
         if pa.types.is_integer(typ) and name not in nullable:
             frame[name] = frame[name].to_numpy("int64")  # NOT NULL columns: plain int64
     return frame
 
 
-def _nullable_ints(typ: pa.DataType) -> Any:
-    return pd.Int64Dtype() if pa.types.is_integer(typ) else None
+def _pandas_type(typ: pa.DataType) -> Any:
+    """Integers as nullable ``Int64``; strings as pandas' Arrow-backed ``str`` (zero-copy)."""
+    if pa.types.is_integer(typ):
+        return pd.Int64Dtype()
+    if pa.types.is_string(typ):
+        return _STR
+    return None
 
 
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
