@@ -8,8 +8,9 @@ returning an exit status. :class:`~slscale.errors.SlscaleError` is printed as on
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from slscale.errors import SlscaleError
 
@@ -26,10 +27,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _stage_commands() -> list:  # type: ignore[type-arg]
-    from slscale.store import commands as store_commands
+# Command modules import only argparse-level code at start-up; each command imports its
+# stage's heavy dependencies (torch, ray, ...) when it runs, so `slscale --help` stays fast.
+COMMAND_MODULES = (
+    "slscale.sweep.commands",
+    "slscale.store.commands",
+)
 
-    return [store_commands.add_commands]
+
+def _stage_commands() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
+    return [importlib.import_module(name).add_commands for name in COMMAND_MODULES]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -66,11 +66,11 @@ def run_id(spec: RunSpec) -> str:
 
 
 def human_count(value: float) -> str:
-    """1234 -> '1.2k', 2e9 -> '2B' (at most two significant decimals, no trailing zeros)."""
+    """1234 -> '1.23k', 2e9 -> '2B', 679940 -> '680k' (three significant digits)."""
     for threshold, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= threshold:
-            return f"{value / threshold:.2f}".rstrip("0").rstrip(".") + suffix
-    return f"{value:g}"
+            return f"{value / threshold:.3g}" + suffix
+    return f"{value:.3g}"
 
 
 def _slug(text: str) -> str:

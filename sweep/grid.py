@@ -150,7 +150,15 @@ def _cells(grid: GridSpec, partial: dict[str, Any], n_params_of: ParamCounter) -
     for gen in grid.generators:
         ((gen_name, kwargs),) = gen.items()
         where = f"{grid.label}, generator '{gen_name}'"
-        cells += generators.GENERATORS[gen_name](partial, dict(kwargs or {}), n_params_of, where)
+        try:
+            cells += generators.GENERATORS[gen_name](
+                partial, dict(kwargs or {}), n_params_of, where
+            )
+        except ConfigError as exc:  # e.g. an unknown family or unsizable size, from accounting
+            message = str(exc)
+            raise ConfigError(
+                message if message.startswith(where) else f"{where}: {message}"
+            ) from None
     return cells
 
 

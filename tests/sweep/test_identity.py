@@ -74,4 +74,5 @@ def test_diff_and_varying_fields():
 def test_human_count():
     assert human_count(1_700_000_000) == "1.7B"
     assert human_count(2048) == "2.05k"
+    assert human_count(679_940) == "680k"
     assert human_count(12) == "12"
