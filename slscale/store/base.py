@@ -96,7 +96,10 @@ class Store(abc.ABC):
         host: str | None = None,
         increment_attempts: bool = False,
     ) -> bool:
-        """Move the run to ``state`` (only from ``expected`` states if given); True if moved."""
+        """Move the run to ``state`` (only from ``expected`` states if given); True if moved.
+
+        ``error`` is stored with the new state (None clears an earlier one); ``host`` is kept
+        when None. An unregistered run id raises :class:`~slscale.errors.StoreError`."""
 
     @abc.abstractmethod
     def claim(self, run_id: str, owner: str, lease_seconds: float) -> bool:
@@ -117,7 +120,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def log_metrics(self, rows: Iterable[Metric]) -> int:
-        """Upsert metric rows; return how many were written."""
+        """Upsert metric rows in one transaction; return how many were written. Rows of an
+        unregistered run raise :class:`~slscale.errors.StoreError` and write nothing."""
 
     @abc.abstractmethod
     def log_evals(self, rows: Iterable[EvalResult]) -> int:

@@ -14,8 +14,10 @@ busy timeout (SQLite), a deadlock or serialisation failure, or a dropped connect
 
 from __future__ import annotations
 
+import os
 import random
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -42,9 +44,25 @@ def create_store_engine(url: sa.URL) -> sa.Engine:
         engine = sa.create_engine(url)
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
-        return engine
-    connect_args = {"connect_timeout": 10, "application_name": "slscale"}
-    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    else:
+        connect_args = {"connect_timeout": 10, "application_name": "slscale"}
+        engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    _forget_connections_after_fork(engine)
+    return engine
+
+
+def _forget_connections_after_fork(engine: sa.Engine) -> None:
+    """A forked child must not reuse its parent's pooled connections (a SQLite handle or a
+    PostgreSQL socket shared by two processes corrupts both): drop them, unclosed, in the
+    child (SQLAlchemy docs, "Using Connection Pools with Multiprocessing or os.fork()")."""
+    ref = weakref.ref(engine)
+
+    def in_child() -> None:
+        alive = ref()
+        if alive is not None:
+            alive.dispose(close=False)
+
+    os.register_at_fork(after_in_child=in_child)
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
