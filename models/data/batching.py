@@ -24,6 +24,10 @@ class Batch:
     """int64 [batch, context_length]; restart at 0 at each packed document, or None."""
     tokens_by_stream: dict[str, int] = dataclasses.field(default_factory=dict)
     """Tokens of this batch per stream (text / interleaved / speech), padding excluded."""
+    tokens_by_source: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Tokens per stream and source ("speech/real", "speech/synthetic", ...), padding excluded."""
+    unit_tokens: int = 0
+    """Speech-unit tokens in this batch, whatever their stream (the speech-only count)."""
 
     @property
     def num_tokens(self) -> int:
