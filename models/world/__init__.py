@@ -1,0 +1,1 @@
+"""The offline miniature speech-text world."""
