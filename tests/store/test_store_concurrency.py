@@ -30,6 +30,33 @@ def write_metrics(target: str, worker: int, barrier: Any, results: Any) -> None:
     results.put((worker, claimed))
 
 
+def open_and_register(target: str, worker: int, barrier: Any, results: Any) -> None:
+    """Open a store nobody has created yet and register overlapping run ids, all at once."""
+    barrier.wait()
+    with open_store(target) as store:
+        ids = [f"run-{i:02d}" for i in range(worker * 5, worker * 5 + 10)]
+        results.put(store.register({run_id: {"worker": worker} for run_id in ids}))
+
+
+def test_simultaneous_first_opens_and_registers(store_target: str) -> None:
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(N_PROCESSES), ctx.Queue()
+    procs = [
+        ctx.Process(target=open_and_register, args=(store_target, w, barrier, results))
+        for w in range(N_PROCESSES)
+    ]
+    for p in procs:
+        p.start()
+    reported = [run_id for _ in procs for run_id in results.get(timeout=120)]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    expected = [f"run-{i:02d}" for i in range(N_PROCESSES * 5 + 5)]
+    assert sorted(reported) == expected  # each id reported new by exactly one process
+    with open_store(store_target) as store:
+        assert [r.run_id for r in store.list_runs()] == expected
+
+
 def test_concurrent_writers_keep_every_key_exactly_once(store_target: str, make_spec) -> None:
     with open_store(store_target) as store:
         run_ids = ["shared", "contested", *(f"own-{w}" for w in range(N_PROCESSES))]
