@@ -13,28 +13,34 @@ How each clause of the contract in :mod:`slscale.store.base` is met:
   rows in the same order and cannot deadlock.
 
 Bulk paths bypass SQLAlchemy's per-row processing: the upsert is compiled once and sent to the
-DBAPI cursor as tuples, and reads fetch tuples straight into Arrow (see
-:mod:`slscale.store.frames`).
+DBAPI cursor as tuples (:mod:`slscale.store.bulk`), and reads fetch tuples straight into Arrow
+(:mod:`slscale.store.frames`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from operator import itemgetter
 from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from slscale.errors import StoreError
 from slscale.spec import RunState
-from slscale.store import frames, schema
+from slscale.store import bulk, frames, schema
 from slscale.store.base import EvalResult, Metric, RunRecord, Store
 from slscale.store.engine import create_store_engine, first_line, run_transaction
+from slscale.store.rows import (
+    dumps,
+    eval_tuples,
+    lease_expiry,
+    metric_tuples,
+    new_run_row,
+    run_record,
+    utcnow,
+)
 from slscale.store.targets import mask_url, scrub
 
 T = TypeVar("T")
@@ -55,8 +61,11 @@ class SqlStore(Store):
         self.url = url
         self._shown = mask_url(url)
         self._engine = self._connect()
-        self._metric_sql = self._upsert_sql(metrics, schema.METRIC_KEY)
-        self._eval_sql = self._upsert_sql(evals, schema.EVAL_KEY)
+        dialect = self._engine.dialect
+        self._upserts = {
+            metrics.name: bulk.upsert_sql(metrics, schema.METRIC_KEY, dialect),
+            evals.name: bulk.upsert_sql(evals, schema.EVAL_KEY, dialect),
+        }
 
     def __repr__(self) -> str:
         return f"SqlStore({self._shown!r})"
@@ -67,11 +76,12 @@ class SqlStore(Store):
     # ------------------------------------------------------------------ runs
 
     def register(self, specs: Mapping[str, Mapping[str, Any]]) -> list[str]:
-        now = _utcnow()
-        rows = [_new_run(run_id, spec, now) for run_id, spec in specs.items()]
+        now = utcnow()
+        rows = [new_run_row(run_id, spec, now) for run_id, spec in specs.items()]
         if not rows:
             return []
-        stmt = self._insert(runs).on_conflict_do_nothing(index_elements=["run_id"])
+        stmt = bulk.insert(runs, self._engine.dialect)
+        stmt = stmt.on_conflict_do_nothing(index_elements=["run_id"])
         stmt = stmt.returning(runs.c.run_id)
         new: set[str] = set(
             self._write(lambda c: c.execute(stmt, rows).scalars().all(), "register runs")
@@ -81,14 +91,14 @@ class SqlStore(Store):
     def get_run(self, run_id: str) -> RunRecord | None:
         stmt = sa.select(runs).where(runs.c.run_id == run_id)
         row = self._read(lambda c: c.execute(stmt).first(), f"read run {run_id!r}")
-        return None if row is None else _record(row)
+        return None if row is None else run_record(row)
 
     def list_runs(self, states: Sequence[RunState] | None = None) -> list[RunRecord]:
         stmt = sa.select(runs).order_by(runs.c.run_id)
         if states is not None:
             stmt = stmt.where(runs.c.state.in_([str(s) for s in states]))
         rows = self._read(lambda c: c.execute(stmt).all(), "list runs")
-        return [_record(row) for row in rows]
+        return [run_record(row) for row in rows]
 
     def set_state(
         self,
@@ -100,7 +110,7 @@ class SqlStore(Store):
         host: str | None = None,
         increment_attempts: bool = False,
     ) -> bool:
-        values: dict[str, Any] = {"state": str(state), "error": error, "updated_at": _utcnow()}
+        values: dict[str, Any] = {"state": str(state), "error": error, "updated_at": utcnow()}
         if host is not None:
             values["host"] = host
         if increment_attempts:
@@ -111,19 +121,19 @@ class SqlStore(Store):
         return self._update_run(run_id, stmt, f"set state of run {run_id!r}")
 
     def claim(self, run_id: str, owner: str, lease_seconds: float) -> bool:
-        now = _utcnow()
+        now = utcnow()
         free = sa.or_(
             runs.c.lease_owner.is_(None), runs.c.lease_owner == owner, runs.c.lease_expires_at < now
         )
         stmt = (
             sa.update(runs)
             .where(runs.c.run_id == run_id, free)
-            .values(lease_owner=owner, lease_expires_at=_expiry(now, lease_seconds))
+            .values(lease_owner=owner, lease_expires_at=lease_expiry(now, lease_seconds))
         )
         return self._update_run(run_id, stmt, f"claim run {run_id!r}")
 
     def heartbeat(self, run_id: str, owner: str, lease_seconds: float) -> bool:
-        expires = _expiry(_utcnow(), lease_seconds)
+        expires = lease_expiry(utcnow(), lease_seconds)
         stmt = (
             sa.update(runs)
             .where(runs.c.run_id == run_id, runs.c.lease_owner == owner)
@@ -148,41 +158,18 @@ class SqlStore(Store):
             if text is None:
                 raise self._unknown_run(run_id)
             merged = {**json.loads(text), **summary}
-            encoded = _dumps(merged, f"summary of run {run_id!r}")
-            conn.execute(sa.update(runs).where(where).values(summary=encoded, updated_at=_utcnow()))
+            encoded = dumps(merged, f"summary of run {run_id!r}")
+            conn.execute(sa.update(runs).where(where).values(summary=encoded, updated_at=utcnow()))
 
         self._write(merge, f"set summary of run {run_id!r}")
 
     # ------------------------------------------------------------------ curves and scores
 
     def log_metrics(self, rows: Iterable[Metric]) -> int:
-        tuples = [
-            (
-                m.run_id,
-                int(m.step),
-                None if m.tokens is None else int(m.tokens),
-                None if m.flops is None else float(m.flops),
-                m.name,
-                float(m.value),
-            )
-            for m in rows
-        ]
-        return self._upsert(metrics, self._metric_sql, tuples, "log metrics")
+        return self._upsert(metrics, schema.METRIC_KEY, metric_tuples(rows), "log metrics")
 
     def log_evals(self, rows: Iterable[EvalResult]) -> int:
-        tuples = [
-            (
-                e.run_id,
-                int(e.step),
-                e.benchmark,
-                e.variant,
-                float(e.value),
-                int(e.n_items),
-                e.convention,
-            )
-            for e in rows
-        ]
-        return self._upsert(evals, self._eval_sql, tuples, "log evals")
+        return self._upsert(evals, schema.EVAL_KEY, eval_tuples(rows), "log evals")
 
     # ------------------------------------------------------------------ frames
 
@@ -264,30 +251,13 @@ class SqlStore(Store):
             "and database are right"
         )
 
-    def _insert(self, table: sa.Table) -> Any:
-        if self._engine.dialect.name == "postgresql":
-            return postgresql.insert(table)
-        return sqlite.insert(table)
-
-    def _upsert_sql(self, table: sa.Table, key: Sequence[str]) -> str:
-        stmt = self._insert(table)
-        update = {c.name: stmt.excluded[c.name] for c in table.c if c.name not in key}
-        compiled = stmt.on_conflict_do_update(index_elements=list(key), set_=update).compile(
-            dialect=self._engine.dialect
-        )
-        names = [c.name for c in table.c]
-        assert not compiled.positional or compiled.positiontup == names, compiled.positiontup
-        return compiled.string
-
-    def _upsert(self, table: sa.Table, sql: str, rows: list[tuple[Any, ...]], what: str) -> int:
+    def _upsert(
+        self, table: sa.Table, key: Sequence[str], rows: list[tuple[Any, ...]], what: str
+    ) -> int:
         if not rows:
             return 0
-        params: Sequence[Any] = rows
-        if self._engine.dialect.name == "postgresql":
-            key = schema.METRIC_KEY if table is metrics else schema.EVAL_KEY
-            names = [c.name for c in table.c]
-            rows.sort(key=itemgetter(*(names.index(k) for k in key)))  # one lock order
-            params = [dict(zip(names, row, strict=True)) for row in rows]
+        sql = self._upserts[table.name]
+        params = bulk.upsert_params(table, key, rows, self._engine.dialect)
         try:
             self._write(lambda c: c.exec_driver_sql(sql, params), what)
         except sa.exc.IntegrityError as exc:
@@ -324,17 +294,12 @@ class SqlStore(Store):
         columns: Sequence[tuple[str, Any]],
         nullable: Sequence[str] = ("tokens",),
     ) -> pd.DataFrame:
-        compiled = stmt.compile(
-            dialect=self._engine.dialect, compile_kwargs={"render_postcompile": True}
-        )
-        params: Any = compiled.params
-        if compiled.positional:
-            params = tuple(params[name] for name in compiled.positiontup or ())
+        sql, params = bulk.compiled_select(stmt, self._engine.dialect)
 
         def fetch(conn: sa.Connection) -> pd.DataFrame:
             cursor = conn.connection.cursor()
             try:
-                cursor.execute(compiled.string, params)
+                cursor.execute(sql, params)
                 return frames.cursor_frame(cursor, columns, nullable)
             finally:
                 cursor.close()
@@ -357,67 +322,3 @@ class SqlStore(Store):
                 raise
             reason = scrub(first_line(exc.orig), self.url)
             raise StoreError(f"results store {self._shown!r}: {what} failed: {reason}") from None
-
-
-def _utcnow() -> dt.datetime:
-    """Naive UTC: both backends store ``TIMESTAMP WITHOUT TIME ZONE`` in UTC."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    return None if value is None else value.replace(tzinfo=dt.UTC)
-
-
-def _expiry(now: dt.datetime, lease_seconds: float) -> dt.datetime:
-    if not lease_seconds > 0:
-        raise ValueError(f"lease_seconds = {lease_seconds!r}: must be positive")
-    return now + dt.timedelta(seconds=lease_seconds)
-
-
-def _new_run(run_id: str, spec: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
-    if not isinstance(run_id, str) or not run_id:
-        raise ValueError(f"run id {run_id!r}: must be a non-empty string")
-    return {
-        "run_id": run_id,
-        "spec": _dumps(spec, f"spec of run {run_id!r}"),
-        "state": str(RunState.PENDING),
-        "attempts": 0,
-        "error": None,
-        "host": None,
-        "summary": "{}",
-        "created_at": now,
-        "updated_at": now,
-        "lease_owner": None,
-        "lease_expires_at": None,
-    }
-
-
-def _record(row: sa.Row[Any]) -> RunRecord:
-    return RunRecord(
-        run_id=row.run_id,
-        spec=json.loads(row.spec),
-        state=RunState(row.state),
-        attempts=row.attempts,
-        error=row.error,
-        host=row.host,
-        summary=json.loads(row.summary),
-        created_at=_aware(row.created_at),  # type: ignore[arg-type]
-        updated_at=_aware(row.updated_at),  # type: ignore[arg-type]
-        lease_owner=row.lease_owner,
-        lease_expires_at=_aware(row.lease_expires_at),
-    )
-
-
-def _dumps(value: Mapping[str, Any], what: str) -> str:
-    try:
-        return json.dumps(dict(value), default=_json_default)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{what} is not JSON-serialisable: {exc}") from None
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    if hasattr(value, "__fspath__"):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} {value!r} has no JSON form")
