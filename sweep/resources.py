@@ -208,6 +208,8 @@ class ResourcePlan:
     """Sequences per GPU per forward/backward."""
     grad_accum_steps: int
     """Micro-batches per optimizer step: global_batch_size / (micro_batch_size × gpus)."""
+    recompute: str
+    """Activation recompute regime the memory estimate assumes (see RECOMPUTE_MODES)."""
     memory: MemoryBreakdown
     """Estimated peak memory per GPU."""
     usable_bytes_per_gpu: int
@@ -275,6 +277,7 @@ def plan_resources(
                 zero_stage=stage,
                 micro_batch_size=micro,
                 grad_accum_steps=recipe.global_batch_size // (micro * gpus),
+                recompute=recompute,
                 memory=run.memory(gpus, stage, micro),
                 usable_bytes_per_gpu=usable,
                 flops=flops_per_token * tokens,
