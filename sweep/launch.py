@@ -1,0 +1,240 @@
+"""``sweep launch``: from a grid to runs executed on Ray, idempotently.
+
+A launch expands the grid, registers every run in the store (registering is idempotent),
+and hands the runs that are not finished to the scheduler: PENDING runs start, RUNNING and
+PREEMPTED ones resume from their checkpoints (a RUNNING run whose driver is gone is taken over
+once its lease expires), SUCCEEDED runs are never touched, FAILED ones are left alone unless
+``retry_failed`` gives them a fresh retry budget. So launching again — after the driver was
+killed, after a reboot, after cells were added to the grid — runs exactly what is missing.
+
+Resources come from the plan (:mod:`slscale.sweep.plan`): on a cluster with GPUs a run is
+``gpus`` workers of one GPU each; on a CPU-only cluster a run is ``workers_per_run`` workers of
+``cpus_per_run`` CPUs each (the plan's GPU counts then only order the runs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from slscale.errors import SlscaleError
+from slscale.identity import run_id
+from slscale.spec import RunSpec, RunState, spec_to_dict
+from slscale.store import Store, open_store, resolve_store_target
+from slscale.store.targets import DB_FILENAME
+from slscale.sweep import plan as plan_mod
+from slscale.sweep.scheduler import outcome as oc
+from slscale.sweep.scheduler.api import FINISHED, RunRequest, SchedulerOptions, SweepReport
+from slscale.sweep.scheduler.backend import RayBackend
+from slscale.sweep.scheduler.driver import Driver, Reporter
+from slscale.sweep.scheduler.policy import Order, Resources, parse_order
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LaunchOptions:
+    """Runtime settings of a launch (none of them changes a run's identity)."""
+
+    workdir: str
+    """Study folder: the store (by default) and ``runs/<run_id>/`` live here."""
+    store: str | None = None
+    """Store path or URL (default: ``$SLSCALE_STORE`` or ``<workdir>/results.db``)."""
+    address: str | None = None
+    """Ray cluster to join; None starts a local Ray runtime."""
+    num_cpus: int | None = None
+    """CPUs of the local Ray runtime (None: all); ignored with ``address``."""
+    max_concurrent: int | None = None
+    """Most runs at once (None: as many as fit)."""
+    max_retries: int = 2
+    """Retries of a run that raised."""
+    order: Order = Order.LARGEST_FIRST
+    """Run order (largest-first lowers the makespan)."""
+    gpu: str = "a100-80gb"
+    """GPU type of the resource plan."""
+    mfu: float = 0.4
+    """Assumed MFU of the resource plan (only orders runs and estimates time)."""
+    cpus_per_gpu: float = 1.0
+    """CPUs reserved with each GPU worker."""
+    cpus_per_run: float = 1.0
+    """CPUs of each worker on a CPU-only cluster."""
+    workers_per_run: int = 1
+    """Workers of each run on a CPU-only cluster (> 1: a Ray Train worker group)."""
+    retry_failed: bool = False
+    """Give FAILED runs a fresh retry budget and run them again."""
+    lease_seconds: float = 60.0
+    """Lease on each run's row (a dead driver's runs are taken over after this)."""
+    poll_seconds: float = 1.0
+    """Longest wait of the driver's loop."""
+    stop_grace_seconds: float = 30.0
+    """Time a stopped run has to checkpoint before its process is killed."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "order", parse_order(self.order))
+        if self.cpus_per_run <= 0 or self.cpus_per_gpu < 0 or self.workers_per_run < 1:
+            raise SlscaleError(
+                f"--cpus-per-run {self.cpus_per_run}, --cpus-per-gpu {self.cpus_per_gpu}, "
+                f"--workers-per-run {self.workers_per_run}: must be positive"
+            )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LaunchPlan:
+    """What a launch will do, before it does it (``--dry-run`` prints this)."""
+
+    rows: list[plan_mod.PlanRow]
+    """The plan of every run of the grid, with its state in the store."""
+    to_run: list[str]
+    """Run ids to execute (new, pending, resumed), in grid order."""
+    skipped: dict[str, RunState]
+    """Run ids left alone and why (SUCCEEDED, or FAILED without ``retry_failed``)."""
+    specs: dict[str, RunSpec]
+    """Every run of the grid by id."""
+    store_target: str
+    """Where the store is (path or URL)."""
+
+
+def prepare(specs: Sequence[RunSpec], options: LaunchOptions, store: Store) -> LaunchPlan:
+    """Register ``specs`` and decide which runs to execute."""
+    by_id = {run_id(s): s for s in specs}
+    store.register({rid: spec_to_dict(s) for rid, s in by_id.items()})
+    states = _states(store, by_id)
+    if options.retry_failed:
+        _reset_failed(store, [rid for rid, s in states.items() if s == RunState.FAILED])
+        states = _states(store, by_id)
+    return _plan(by_id, states, options)
+
+
+def dry_run(specs: Sequence[RunSpec], options: LaunchOptions) -> LaunchPlan:
+    """What :func:`launch` would do, without registering anything or starting Ray."""
+    by_id = {run_id(s): s for s in specs}
+    target = resolve_store_target(options.store, options.workdir)
+    if not _store_exists(target):
+        return _plan(by_id, {}, options)  # nothing launched yet: every run is new
+    with open_store(target) as store:
+        return _plan(by_id, _states(store, by_id), options)
+
+
+def _store_exists(target: str) -> bool:
+    if "://" in target:
+        return True
+    path = Path(target)
+    return (path / DB_FILENAME).exists() if path.is_dir() else path.exists()
+
+
+def _states(store: Store, by_id: Mapping[str, RunSpec]) -> dict[str, RunState]:
+    return {r.run_id: r.state for r in store.list_runs() if r.run_id in by_id}
+
+
+def _plan(
+    by_id: Mapping[str, RunSpec], states: Mapping[str, RunState], options: LaunchOptions
+) -> LaunchPlan:
+    rows = plan_mod.plan(list(by_id.values()), gpu=options.gpu, mfu=options.mfu, states=states)
+    skipped = {rid: s for rid, s in states.items() if s in FINISHED}
+    if options.retry_failed:
+        skipped = {rid: s for rid, s in skipped.items() if s == RunState.SUCCEEDED}
+    to_run = [rid for rid in by_id if rid not in skipped]
+    target = resolve_store_target(options.store, options.workdir)
+    return LaunchPlan(
+        rows=rows, to_run=to_run, skipped=skipped, specs=dict(by_id), store_target=target
+    )
+
+
+def _reset_failed(store: Store, run_ids: Sequence[str]) -> None:
+    for rid in run_ids:
+        if store.set_state(rid, RunState.PENDING, expected=(RunState.FAILED,), error=None):
+            store.set_summary(rid, {"failures": 0, "preemptions": 0})
+
+
+def run_requests(
+    plan: LaunchPlan, options: LaunchOptions, gpus_in_cluster: bool
+) -> list[RunRequest]:
+    """A run request per run to execute, with its resources on this cluster."""
+    rows = {r.run_id: r for r in plan.rows}
+    out = []
+    for rid in plan.to_run:
+        row = rows[rid]
+        if gpus_in_cluster:
+            res = Resources(
+                workers=row.gpus, cpus_per_worker=options.cpus_per_gpu, gpus_per_worker=1.0
+            )
+        else:
+            res = Resources(workers=options.workers_per_run, cpus_per_worker=options.cpus_per_run)
+        spec = spec_to_dict(plan.specs[rid])
+        out.append(
+            RunRequest(
+                run_id=rid,
+                spec=spec,
+                resources=res,
+                work=row.gpu_hours,
+                tokens=row.tokens,
+                flops=row.flops_exact,
+            )
+        )
+    return out
+
+
+def launch(
+    specs: Sequence[RunSpec],
+    options: LaunchOptions,
+    run_fn: oc.RunFunction | None = None,
+    reporter: Reporter | None = None,
+) -> SweepReport:
+    """Execute every run of ``specs`` that is not finished; return when all are."""
+    workdir = os.path.abspath(options.workdir)
+    options = dataclasses.replace(options, workdir=workdir)
+    with open_store(resolve_store_target(options.store, workdir)) as store:
+        plan = prepare(specs, options, store)
+        RayBackend.connect(options.address, options.num_cpus)
+        run_fn = run_fn or default_run_function()
+        backend = RayBackend(
+            run_fn, getattr(run_fn, "worker_fn", None), use_gpu=_cluster_gpus() > 0
+        )
+        driver = Driver(store, backend, _scheduler_options(options, plan), reporter)
+        return driver.run(run_requests(plan, options, backend.use_gpu))
+
+
+def _scheduler_options(options: LaunchOptions, plan: LaunchPlan) -> SchedulerOptions:
+    target = plan.store_target
+    if "://" not in target:
+        target = os.path.abspath(target)  # runs open it from their own working directory
+    return SchedulerOptions(
+        workdir=options.workdir,
+        store_url=target,
+        max_concurrent=options.max_concurrent,
+        max_retries=options.max_retries,
+        order=options.order,
+        lease_seconds=options.lease_seconds,
+        poll_seconds=options.poll_seconds,
+        stop_grace_seconds=options.stop_grace_seconds,
+    )
+
+
+def _cluster_gpus() -> float:
+    import ray
+
+    return float(ray.cluster_resources().get("GPU", 0.0))
+
+
+def default_run_function() -> oc.RunFunction:
+    """The DeepSpeed trainer, on the models stage's job builder."""
+    from slscale.sweep.scheduler.runners import MarkovJob, TrainerRun
+
+    return TrainerRun(job_builder=MarkovJob())
+
+
+def load_run_function(ref: str, kwargs: Mapping[str, Any] | None = None) -> oc.RunFunction:
+    """``module:attr`` naming a run function, or a class/factory called with ``kwargs``."""
+    import importlib
+
+    module_name, _, attr = ref.partition(":")
+    try:
+        target = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise SlscaleError(f"--run-fn {ref!r} cannot be imported: {exc}") from None
+    if isinstance(target, type) or kwargs:
+        target = target(**dict(kwargs or {}))
+    if not callable(target):
+        raise SlscaleError(f"--run-fn {ref!r} is not callable")
+    return target

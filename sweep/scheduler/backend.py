@@ -1,0 +1,230 @@
+"""The Ray backend of the scheduler: submit / wait / cancel run attempts.
+
+A run that is one process is a Ray task with ``max_calls=1``, so every attempt gets a fresh
+process (DeepSpeed's process group can be initialised once per process). A run of several
+processes (several GPUs, or ``--workers-per-run`` on CPUs) is a Ray Train worker group
+(``TorchTrainer``) whose workers call the trainer's worker function; its controller runs in
+a small task of its own, so that many group runs can go at once. Ray does the placement and
+the resource accounting; no process is managed here.
+
+Without an address, :meth:`RayBackend.connect` starts the embedded local Ray runtime
+(``ray.init``); with one, it joins that cluster. ``RAY_AUTH_MODE`` defaults to ``disabled``
+(Ray 2.60 turns token authentication on by default; a cluster started with tokens needs
+``RAY_AUTH_MODE=token`` set by the user).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from slscale.errors import SlscaleError
+from slscale.sweep.scheduler import outcome as oc
+from slscale.sweep.scheduler.policy import Resources
+
+WorkerFunction = Callable[[dict[str, Any]], None]
+"""A Ray Train worker loop: ``worker_fn(config)`` with config keys spec, run_id, workdir,
+store_url, attempt; rank 0 writes ``<workdir>/runs/<run_id>/result.json``."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Attempt:
+    """One attempt of one run, as submitted."""
+
+    run_id: str
+    spec: dict[str, Any]
+    attempt: int
+    resources: Resources
+    workdir: str
+    store_url: str
+
+
+class RayBackend:
+    """Runs attempts on a Ray cluster."""
+
+    def __init__(
+        self,
+        run_fn: oc.RunFunction,
+        worker_fn: WorkerFunction | None = None,
+        use_gpu: bool = False,
+    ) -> None:
+        self.run_fn = run_fn
+        self.worker_fn = worker_fn
+        self.use_gpu = use_gpu
+        self._refs: dict[Any, str] = {}
+
+    @staticmethod
+    def connect(address: str | None = None, num_cpus: int | None = None) -> None:
+        """Start a local Ray runtime, or join the cluster at ``address``; no-op if connected."""
+        import ray
+
+        if ray.is_initialized():
+            return
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if address is None:
+            kwargs["num_cpus"] = num_cpus
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            where = f"the Ray cluster at {address!r}" if address else "a local Ray runtime"
+            raise SlscaleError(
+                f"cannot connect to {where}: {oc.one_line(exc)}; check --address "
+                "(ray start --head prints it) and RAY_AUTH_MODE"
+            ) from None
+
+    @staticmethod
+    def nodes() -> list[tuple[float, float]]:
+        """(CPUs, GPUs) of every live node."""
+        import ray
+
+        return [
+            (float(n["Resources"].get("CPU", 0)), float(n["Resources"].get("GPU", 0)))
+            for n in ray.nodes()
+            if n.get("Alive")
+        ]
+
+    def submit(self, attempt: Attempt) -> Any:
+        """Start an attempt; returns its handle (a Ray ObjectRef)."""
+        res = attempt.resources
+        if res.workers > 1:
+            ref = self._submit_group(attempt)
+        else:
+            task = _remote_run().options(
+                num_cpus=res.cpus_per_worker,
+                num_gpus=res.gpus_per_worker,
+                name=f"slscale-run:{attempt.run_id}",
+            )
+            args = (attempt.spec, attempt.run_id, attempt.workdir, attempt.store_url)
+            threads = max(1, int(res.cpus_per_worker))
+            ref = task.remote(self.run_fn, *args, attempt.attempt, threads)
+        self._refs[ref] = attempt.run_id
+        return ref
+
+    def _submit_group(self, attempt: Attempt) -> Any:
+        if self.worker_fn is None:
+            raise SlscaleError(
+                f"run {attempt.run_id} needs {attempt.resources.workers} processes but the run "
+                "function has no Ray Train worker function"
+            )
+        task = _remote_group().options(name=f"slscale-group:{attempt.run_id}")
+        return task.remote(self.worker_fn, attempt, self.use_gpu)
+
+    def wait(self, handles: Sequence[Any], timeout_seconds: float) -> list[tuple[Any, oc.Outcome]]:
+        """Attempts among ``handles`` that ended within ``timeout_seconds`` (maybe none)."""
+        import ray
+
+        if not handles:
+            return []
+        ready, rest = ray.wait(list(handles), num_returns=1, timeout=timeout_seconds)
+        if ready and rest:
+            more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+            ready += more
+        return [(ref, self._result(ref)) for ref in ready]
+
+    def _result(self, ref: Any) -> oc.Outcome:
+        import ray
+
+        self._refs.pop(ref, None)
+        try:
+            result = ray.get(ref)
+        except Exception as exc:  # classified by cause
+            return oc.from_ray_error(exc)
+        assert isinstance(result, oc.Outcome), type(result)
+        return result
+
+    def cancel(self, handle: Any, force: bool = False) -> None:
+        """Stop an attempt: ``force=False`` interrupts it (SIGINT, KeyboardInterrupt; the
+        trainer checkpoints and returns), ``force=True`` kills its process."""
+        import ray
+
+        with contextlib.suppress(ValueError, TypeError):  # already finished
+            ray.cancel(handle, force=force, recursive=True)
+
+
+@dataclasses.dataclass
+class _Remotes:
+    run: Any = None
+    group: Any = None
+
+
+_REMOTES = _Remotes()
+
+
+def _remote_run() -> Any:
+    import ray
+
+    if _REMOTES.run is None:
+        _REMOTES.run = ray.remote(max_calls=1, max_retries=0)(oc.execute)
+    return _REMOTES.run
+
+
+def _remote_group() -> Any:
+    import ray
+
+    if _REMOTES.group is None:
+        _REMOTES.group = ray.remote(num_cpus=0, max_calls=1, max_retries=0)(run_group)
+    return _REMOTES.group
+
+
+def run_group(worker_fn: WorkerFunction, attempt: Attempt, use_gpu: bool) -> oc.Outcome:
+    """Run an attempt as a Ray Train worker group (the body of the group's task)."""
+    import time
+
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    res = attempt.resources
+    config = {
+        "spec": attempt.spec,
+        "run_id": attempt.run_id,
+        "workdir": attempt.workdir,
+        "store_url": attempt.store_url,
+        "attempt": attempt.attempt,
+    }
+    per_worker = {"CPU": res.cpus_per_worker} | ({"GPU": res.gpus_per_worker} if use_gpu else {})
+    trainer = TorchTrainer(
+        worker_fn,
+        train_loop_config=config,
+        scaling_config=ScalingConfig(
+            num_workers=res.workers, use_gpu=use_gpu, resources_per_worker=per_worker
+        ),
+        run_config=RunConfig(
+            name=f"{attempt.run_id}-attempt{attempt.attempt}",
+            storage_path=str(Path(attempt.workdir, "ray_train").resolve()),
+            failure_config=FailureConfig(max_failures=0),
+        ),
+    )
+    start = time.monotonic()
+    try:
+        trainer.fit()
+    except Exception as exc:  # classified by cause
+        return _group_failure(exc)
+    result = Path(attempt.workdir, "runs", attempt.run_id, "result.json")
+    summary = json.loads(result.read_text()) if result.exists() else {}
+    return oc.Outcome(kind=oc.Kind.SUCCEEDED, summary=summary, seconds=time.monotonic() - start)
+
+
+def _group_failure(exc: BaseException) -> oc.Outcome:
+    """Classify a worker group's failure by its workers' errors (Ray Train's
+    ``WorkerGroupError.worker_failures``: rank -> exception)."""
+    failures = list(getattr(exc, "worker_failures", {}).values())
+    if not failures:
+        return oc.from_exception(exc)
+    outcomes = [_worker_outcome(f) for f in failures]
+    for kind in (oc.Kind.FATAL, oc.Kind.ERROR):
+        for outcome in outcomes:
+            if outcome.kind is kind:
+                return outcome
+    return outcomes[0]
+
+
+def _worker_outcome(exc: BaseException) -> oc.Outcome:
+    if "HealthCheck" in type(exc).__name__ or "Died" in type(exc).__name__:
+        return oc.Outcome(kind=oc.Kind.PREEMPTED, error=oc.one_line(exc))
+    return oc.from_exception(exc)

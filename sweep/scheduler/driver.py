@@ -1,0 +1,369 @@
+"""The sweep driver: claims runs in the store, starts them on the backend, retries by cause.
+
+One loop (single-threaded, so the store sees one writer per driver):
+
+1. start queued runs in priority order while they fit the cluster (backfill) and fewer than
+   ``max_concurrent`` are in flight. Starting a run means: take its lease in the store
+   (``claim``; a lease held by a driver that certainly died is dropped first), re-read it under
+   the lease (another driver may have finished it), move it to RUNNING (attempts + 1) and
+   submit it;
+2. wait up to ``poll_seconds`` for attempts to end and record each outcome
+   (:mod:`~slscale.sweep.scheduler.outcome` says how each cause is retried);
+3. every ``lease_seconds / 4``: extend the leases of the runs in flight, and stop those whose
+   lease was lost or that ``slscale sweep cancel`` marked FAILED.
+
+Runs another driver holds stay queued until that driver finishes them (they leave the queue)
+or its lease expires (they are taken over). SUCCEEDED and FAILED runs are never touched.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import datetime as dt
+import socket
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from slscale.errors import SlscaleError
+from slscale.spec import RunState
+from slscale.store.base import RunRecord, Store
+from slscale.sweep.scheduler import outcome as oc
+from slscale.sweep.scheduler.api import (
+    CANCELLED_PREFIX,
+    FINISHED,
+    NOT_FINISHED,
+    Backend,
+    Reporter,
+    RunRequest,
+    SchedulerOptions,
+    SweepReport,
+)
+from slscale.sweep.scheduler.backend import Attempt
+from slscale.sweep.scheduler.leases import is_dead_owner, owner_name
+from slscale.sweep.scheduler.policy import (
+    NodePool,
+    Placement,
+    Resources,
+    order_runs,
+    pick_startable,
+)
+
+RETRYABLE = (RunState.PENDING, RunState.RUNNING, RunState.PREEMPTED, RunState.FAILED)
+"""States an attempt's own writes may have left (the trainer records FAILED/PREEMPTED too)."""
+
+
+@dataclasses.dataclass
+class Flight:
+    """An attempt in flight."""
+
+    request: RunRequest
+    attempt: int
+    placement: Placement
+    started: float
+    failures: int
+    """Earlier attempts that raised."""
+    preemptions: int
+    """Earlier attempts whose process was lost."""
+    stopping: str | None = None
+    """Why this driver stopped the attempt: 'lease lost' or 'cancelled'."""
+    stop_requested: float = 0.0
+    """When it asked the attempt to stop (monotonic seconds)."""
+
+
+class Driver:
+    """Executes run requests on a backend, recording everything in the store."""
+
+    def __init__(
+        self,
+        store: Store,
+        backend: Backend,
+        options: SchedulerOptions,
+        reporter: Reporter | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.store, self.backend, self.options = store, backend, options
+        self.reporter = reporter
+        self.owner = owner or owner_name()
+        self.host = socket.gethostname()
+        self.requests: dict[str, RunRequest] = {}
+        self.queue: list[str] = []
+        self.inflight: dict[Any, Flight] = {}
+        self.final: dict[str, RunState] = {}
+        self.attempts_started: dict[str, int] = {}
+        self._rank: dict[str, int] = {}
+        self._not_before: dict[str, float] = {}
+        self._pool = NodePool([])
+        self._last_beat = 0.0
+        self.started_at = time.monotonic()
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self, requests: Sequence[RunRequest]) -> SweepReport:
+        """Execute ``requests`` until each is SUCCEEDED or FAILED."""
+        self._setup(requests)
+        try:
+            while self.queue or self.inflight:
+                self._step()
+        except BaseException:
+            self._abandon("the sweep driver stopped")
+            raise
+        self._refresh()
+        return SweepReport(
+            states={r: self.final.get(r, RunState.PENDING) for r in self.requests},
+            attempts=dict(self.attempts_started),
+            seconds=time.monotonic() - self.started_at,
+        )
+
+    def _setup(self, requests: Sequence[RunRequest]) -> None:
+        self.requests = {r.run_id: r for r in requests}
+        size = {r.run_id: r.work for r in requests}
+        self.queue = order_runs(list(self.requests), size.__getitem__, self.options.order)
+        self._rank = {run_id: i for i, run_id in enumerate(self.queue)}
+        self._pool = NodePool(self.backend.nodes())
+        for request in requests:
+            if not self._pool.can_ever_fit(request.resources):
+                raise SlscaleError(
+                    f"run {request.run_id} needs {_describe(request.resources)} but no node of "
+                    f"the cluster has that much (nodes: {self._pool.capacity}); lower its "
+                    "resources or add larger nodes"
+                )
+
+    def _step(self) -> None:
+        self._start_ready()
+        if self.inflight:
+            ended = self.backend.wait(list(self.inflight), self.options.poll_seconds)
+        else:  # every queued run is held by another driver
+            time.sleep(self.options.poll_seconds)
+            ended = []
+        for handle, outcome in ended:
+            self._record(handle, outcome)
+        if time.monotonic() - self._last_beat >= self.options.lease_seconds / 4:
+            self._heartbeat()
+        if self.reporter is not None:
+            self.reporter.refresh(self)
+
+    # ------------------------------------------------------------------ starting
+
+    def _start_ready(self) -> None:
+        limit = self.options.max_concurrent or len(self.requests)
+        slots = limit - len(self.inflight)
+        if slots <= 0 or not self.queue:
+            return
+        now = time.monotonic()
+        ready = [r for r in self.queue if self._not_before.get(r, 0.0) <= now]
+        resources_of = lambda r: self.requests[r].resources  # noqa: E731
+        for run_id, placement in pick_startable(ready, resources_of, self._pool, slots):
+            if not self._start(run_id, placement):
+                self._pool.release(placement, self.requests[run_id].resources)
+
+    def _start(self, run_id: str, placement: Placement) -> bool:
+        record = self._claim(run_id)
+        if record is None:
+            return False
+        if record.state in FINISHED or not self.store.set_state(
+            run_id,
+            RunState.RUNNING,
+            expected=NOT_FINISHED,
+            host=self.host,
+            increment_attempts=True,
+        ):
+            self.store.release(run_id, self.owner)
+            self._finished_elsewhere(run_id, record.state)
+            return False
+        request = self.requests[run_id]
+        attempt = Attempt(
+            run_id=run_id,
+            spec=request.spec,
+            attempt=record.attempts + 1,
+            resources=request.resources,
+            workdir=self.options.workdir,
+            store_url=self.options.store_url,
+        )
+        handle = self.backend.submit(attempt)
+        self.inflight[handle] = Flight(
+            request=request,
+            attempt=attempt.attempt,
+            placement=placement,
+            started=time.monotonic(),
+            failures=int(record.summary.get("failures", 0)),
+            preemptions=int(record.summary.get("preemptions", 0)),
+        )
+        self.queue.remove(run_id)
+        self.attempts_started[run_id] = self.attempts_started.get(run_id, 0) + 1
+        self._event(run_id, f"attempt {attempt.attempt} started")
+        return True
+
+    def _claim(self, run_id: str) -> RunRecord | None:
+        """The run's record under this driver's lease, or None if another driver holds it."""
+        lease = self.options.lease_seconds
+        if not self.store.claim(run_id, self.owner, lease):
+            record = self._get(run_id)
+            if record.state in FINISHED:
+                self._finished_elsewhere(run_id, record.state)
+                return None
+            if not is_dead_owner(record.lease_owner):
+                self._not_before[run_id] = time.monotonic() + _until_expiry(record, lease)
+                return None
+            self.store.release(run_id, str(record.lease_owner))  # its driver is gone
+            if not self.store.claim(run_id, self.owner, lease):
+                return None
+            self._event(run_id, f"took over from {record.lease_owner} (no longer running)")
+        return self._get(run_id)
+
+    def _get(self, run_id: str) -> RunRecord:
+        record = self.store.get_run(run_id)
+        if record is None:
+            raise SlscaleError(f"run {run_id} is not registered in the store; launch its grid")
+        return record
+
+    def _finished_elsewhere(self, run_id: str, state: RunState) -> None:
+        if state in FINISHED and run_id in self.queue:
+            self.queue.remove(run_id)
+            self.final[run_id] = state
+            self._event(run_id, f"{state} (by another driver)")
+
+    # ------------------------------------------------------------------ outcomes
+
+    def _record(self, handle: Any, outcome: oc.Outcome) -> None:
+        flight = self.inflight.pop(handle)
+        run_id = flight.request.run_id
+        self._pool.release(flight.placement, flight.request.resources)
+        if flight.stopping == "lease lost":  # another driver owns the run now
+            self._requeue(run_id, wait=self.options.lease_seconds)
+            return
+        try:
+            record = self._get(run_id)
+            if flight.stopping == "cancelled" or _cancelled(record):
+                self.final[run_id] = record.state
+                self._event(run_id, "cancelled")
+            else:
+                self._apply(flight, outcome)
+        finally:
+            self.store.release(run_id, self.owner)
+
+    def _apply(self, flight: Flight, outcome: oc.Outcome) -> None:
+        run_id = flight.request.run_id
+        if outcome.kind is oc.Kind.SUCCEEDED:
+            if outcome.summary:
+                self.store.set_summary(run_id, outcome.summary)
+            self.store.set_state(
+                run_id,
+                RunState.SUCCEEDED,
+                expected=(*NOT_FINISHED, RunState.SUCCEEDED),
+                host=outcome.host,
+            )
+            self.final[run_id] = RunState.SUCCEEDED
+            self._event(run_id, f"SUCCEEDED in {time.monotonic() - flight.started:.1f} s")
+        elif outcome.kind in (oc.Kind.PREEMPTED, oc.Kind.CANCELLED):
+            self._retry(flight, outcome, "preemptions", self.options.max_preemptions)
+        elif outcome.kind is oc.Kind.ERROR:
+            self._retry(flight, outcome, "failures", self.options.max_retries)
+        else:  # FATAL: an invalid config or a divergence; running it again cannot help
+            self._fail(run_id, outcome.error_text() or outcome.kind.value)
+
+    def _retry(self, flight: Flight, outcome: oc.Outcome, counter: str, limit: int) -> None:
+        run_id = flight.request.run_id
+        count = getattr(flight, counter) + 1
+        self.store.set_summary(run_id, {counter: count})
+        if count > limit:
+            self._fail(run_id, f"{outcome.error_text()}\n(gave up after {count} {counter})")
+            return
+        state = RunState.PREEMPTED if counter == "preemptions" else RunState.PENDING
+        self.store.set_state(run_id, state, expected=RETRYABLE, error=outcome.error_text())
+        self._event(run_id, f"{state} ({outcome.error}); retry {count} of {limit}")
+        self._requeue(run_id)
+
+    def _fail(self, run_id: str, error: str) -> None:
+        self.store.set_state(run_id, RunState.FAILED, expected=RETRYABLE, error=error)
+        self.final[run_id] = RunState.FAILED
+        self._event(run_id, f"FAILED: {error.splitlines()[0]}")
+
+    def _requeue(self, run_id: str, wait: float = 0.0) -> None:
+        keys = [self._rank[r] for r in self.queue]
+        self.queue.insert(bisect.bisect(keys, self._rank[run_id]), run_id)
+        self._not_before[run_id] = time.monotonic() + wait
+
+    # ------------------------------------------------------------------ upkeep
+
+    def _heartbeat(self) -> None:
+        self._last_beat = now = time.monotonic()
+        for handle, flight in self.inflight.items():
+            run_id = flight.request.run_id
+            if flight.stopping is not None:
+                if now - flight.stop_requested > self.options.stop_grace_seconds:
+                    self.backend.cancel(handle, force=True)
+                continue
+            if not self.store.heartbeat(run_id, self.owner, self.options.lease_seconds):
+                self._stop(handle, flight, "lease lost")
+            elif _cancelled(self._get(run_id)):
+                self._stop(handle, flight, "cancelled")
+        self._refresh()
+
+    def _stop(self, handle: Any, flight: Flight, why: str) -> None:
+        """Ask an attempt to stop (SIGINT: the trainer checkpoints first); forced after the
+        grace period."""
+        flight.stopping, flight.stop_requested = why, time.monotonic()
+        self._event(flight.request.run_id, f"stopping: {why}")
+        self.backend.cancel(handle, force=False)
+
+    def _refresh(self) -> None:
+        """Drop queued runs that other drivers finished; learn the final states."""
+        if not self.queue and len(self.final) == len(self.requests):
+            return
+        for record in self.store.list_runs(FINISHED):
+            if record.run_id in self.requests and record.run_id not in self._in_flight_ids():
+                self._finished_elsewhere(record.run_id, record.state)
+                self.final.setdefault(record.run_id, record.state)
+
+    def _in_flight_ids(self) -> set[str]:
+        return {f.request.run_id for f in self.inflight.values()}
+
+    def _abandon(self, reason: str) -> None:
+        """Stop every attempt in flight, leaving its run resumable (PREEMPTED)."""
+        try:
+            for handle in self.inflight:
+                self.backend.cancel(handle, force=False)
+            deadline = time.monotonic() + self.options.stop_grace_seconds
+            while self.inflight and time.monotonic() < deadline:
+                for handle, outcome in self.backend.wait(list(self.inflight), 1.0):
+                    self._record(handle, outcome)
+        finally:
+            for handle, flight in list(self.inflight.items()):
+                self._drop(handle, flight, reason)
+
+    def _drop(self, handle: Any, flight: Flight, reason: str) -> None:
+        run_id = flight.request.run_id
+        try:
+            self.backend.cancel(handle, force=True)
+            self.store.set_state(
+                run_id, RunState.PREEMPTED, expected=(RunState.RUNNING,), error=reason
+            )
+            self.store.release(run_id, self.owner)
+        except Exception:  # best effort: the lease expires anyway
+            pass
+        self.inflight.pop(handle, None)
+
+    def _event(self, run_id: str, message: str) -> None:
+        if self.reporter is not None:
+            self.reporter.event(run_id, message)
+
+
+def _cancelled(record: RunRecord) -> bool:
+    return record.state == RunState.FAILED and (record.error or "").startswith(CANCELLED_PREFIX)
+
+
+def _until_expiry(record: RunRecord, lease_seconds: float) -> float:
+    """Seconds until another driver's lease on ``record`` runs out (within [1, lease])."""
+    expires = record.lease_expires_at
+    if expires is None:
+        return 1.0
+    if expires.tzinfo is None:
+        expires = expires.replace(tzinfo=dt.UTC)
+    left = (expires - dt.datetime.now(dt.UTC)).total_seconds()
+    return min(max(left, 1.0), lease_seconds)
+
+
+def _describe(res: Resources) -> str:
+    return f"{res.workers} x ({res.cpus_per_worker:g} CPUs, {res.gpus_per_worker:g} GPUs)"

@@ -1,0 +1,182 @@
+"""How a run attempt ended, and how each cause is retried.
+
+Causes (and what the scheduler does with them):
+
+* the run returned a summary → ``SUCCEEDED``;
+* the run's process or node went away — preemption, node loss, a SIGKILL/SIGTERM, a crashed
+  worker (Ray's WorkerCrashedError, NodeDiedError, ActorDiedError, ...) — or the run stopped
+  itself after checkpointing on SIGTERM → ``PREEMPTED``: resumed from its last checkpoint,
+  retried without a limit (up to a large cap against crash loops);
+* the run raised → ``ERROR``: retried up to ``max_retries`` times, then FAILED with the error
+  and the tail of its traceback;
+* the run's config is invalid (:class:`~slscale.errors.ConfigError`) or it diverged
+  (:class:`Diverged`) → ``FATAL``: FAILED at once, since running it again cannot help (a
+  resumed run replays the same steps);
+* the task was cancelled (``slscale sweep cancel``) → ``CANCELLED``.
+
+:func:`execute` runs inside the Ray task and turns the run's own exceptions into an
+:class:`Outcome`, so that only failures of the process itself reach the driver as Ray errors
+(:func:`from_ray_error`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+import signal
+import socket
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from slscale.errors import ConfigError
+
+TRACEBACK_LINES = 25
+"""Lines of traceback kept with a failed run's error."""
+
+RunFunction = Callable[[dict[str, Any], str, str, str, int], Mapping[str, Any]]
+"""``run_fn(spec_dict, run_id, workdir, store_url, attempt) -> summary``: trains one run to
+its token budget (resuming from ``<workdir>/runs/<run_id>/`` if a checkpoint is there) and
+returns its summary (n_params, tokens, loss, ...)."""
+
+
+class Kind(enum.StrEnum):
+    SUCCEEDED = "succeeded"
+    PREEMPTED = "preempted"
+    ERROR = "error"
+    FATAL = "fatal"
+    CANCELLED = "cancelled"
+
+
+class Preempted(Exception):
+    """Raised by a run that stopped early on purpose (SIGTERM) after saving a checkpoint."""
+
+
+class Diverged(Exception):
+    """Raised by a run whose loss became NaN/inf or exceeded its limit."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """How one attempt of a run ended."""
+
+    kind: Kind
+    summary: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """The run's summary (SUCCEEDED only)."""
+    error: str | None = None
+    """One line: exception type and message, or the Ray failure."""
+    traceback: str | None = None
+    """Tail of the traceback (ERROR and FATAL)."""
+    seconds: float = 0.0
+    """Wall time of the attempt inside its process (0 when the process died)."""
+    host: str | None = None
+
+    def error_text(self) -> str | None:
+        """What the store keeps as the run's error."""
+        if self.error is None:
+            return None
+        return self.error if not self.traceback else f"{self.error}\n{self.traceback}"
+
+
+def execute(
+    run_fn: RunFunction,
+    spec: dict[str, Any],
+    run_id: str,
+    workdir: str,
+    store_url: str,
+    attempt: int,
+    threads: int = 1,
+) -> Outcome:
+    """Run one attempt in this process (the body of the Ray task)."""
+    _limit_threads(threads)
+    start = time.monotonic()
+    previous = signal.signal(signal.SIGTERM, _raise_preempted) if _main_thread() else None
+    try:
+        summary = dict(run_fn(spec, run_id, workdir, store_url, attempt) or {})
+        return Outcome(kind=Kind.SUCCEEDED, summary=summary, seconds=_since(start), host=_host())
+    except BaseException as exc:  # every failure becomes an Outcome
+        return from_exception(exc, seconds=_since(start))
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def from_exception(exc: BaseException, seconds: float = 0.0) -> Outcome:
+    """The outcome of a run that raised ``exc`` in its own process."""
+    if isinstance(exc, (Preempted, KeyboardInterrupt, SystemExit)) or _named_preemption(exc):
+        kind = Kind.PREEMPTED
+    elif isinstance(exc, (ConfigError, Diverged)):
+        kind = Kind.FATAL
+    else:
+        kind = Kind.ERROR
+    tail = None if kind is Kind.PREEMPTED else traceback_tail(exc)
+    return Outcome(kind=kind, error=one_line(exc), traceback=tail, seconds=seconds, host=_host())
+
+
+def from_ray_error(exc: BaseException) -> Outcome:
+    """The outcome of an attempt whose ``ray.get`` raised ``exc`` (the process failed)."""
+    from ray import exceptions as rex
+
+    if isinstance(exc, rex.TaskCancelledError):
+        return Outcome(kind=Kind.CANCELLED, error="cancelled")
+    if isinstance(exc, rex.RayTaskError) and exc.cause is not None:
+        return from_exception(exc.cause)
+    if isinstance(exc, rex.OutOfMemoryError):  # deterministic more often than not: bounded
+        return Outcome(kind=Kind.ERROR, error=one_line(exc))
+    lost = (
+        rex.WorkerCrashedError,
+        rex.NodeDiedError,
+        rex.ActorDiedError,
+        rex.ActorUnavailableError,
+        rex.ObjectLostError,
+        rex.OwnerDiedError,
+        rex.RaySystemError,
+    )
+    if isinstance(exc, lost):
+        return Outcome(kind=Kind.PREEMPTED, error=one_line(exc))
+    return Outcome(kind=Kind.ERROR, error=one_line(exc), traceback=traceback_tail(exc))
+
+
+def one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    message = lines[0] if lines else ""
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def traceback_tail(exc: BaseException, lines: int = TRACEBACK_LINES) -> str:
+    text = "".join(traceback.format_exception(exc)).rstrip().splitlines()
+    return "\n".join(text[-lines:])
+
+
+def _named_preemption(exc: BaseException) -> bool:
+    """A trainer's own "preempted" exception (any class named *Preempt*), without importing it."""
+    return any("preempt" in cls.__name__.lower() for cls in type(exc).__mro__)
+
+
+def _raise_preempted(signum: int, _frame: object) -> None:
+    raise Preempted(f"received signal {signal.Signals(signum).name}")
+
+
+def _limit_threads(threads: int) -> None:
+    """One intra-op thread per reserved CPU: processes that share cores must not oversubscribe
+    them (10-100x slower otherwise)."""
+    os.environ["OMP_NUM_THREADS"] = str(max(1, threads))
+    torch = __import__("sys").modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(max(1, threads))
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _since(start: float) -> float:
+    return time.monotonic() - start
+
+
+def _host() -> str:
+    return socket.gethostname()

@@ -1,0 +1,256 @@
+"""``slscale sweep launch|status|cancel`` and ``slscale tune``.
+
+Only argparse code runs at start-up; each command imports Ray, the store and the trainer when
+it runs, so ``slscale --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import json
+import socket
+import sys
+from typing import Any
+
+from slscale.errors import SlscaleError
+
+ORDERS = ("largest-first", "smallest-first", "grid")
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``sweep`` (launch, status, cancel) and ``tune``."""
+    sweep = sub.add_parser("sweep", help="launch a grid's runs on Ray; status; cancel")
+    ssub = sweep.add_subparsers(dest="sweep_command", required=True, metavar="SWEEP_COMMAND")
+    _launch_parser(ssub)
+
+    status = ssub.add_parser("status", help="each run's state, attempts, last loss, tokens, error")
+    _store_arguments(status)
+    status.add_argument("--json", action="store_true", help="print a JSON list of runs")
+    status.set_defaults(func=cmd_status)
+
+    cancel = ssub.add_parser("cancel", help="stop runs (all unfinished ones if none is named)")
+    _store_arguments(cancel)
+    cancel.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="runs to cancel")
+    cancel.set_defaults(func=cmd_cancel)
+
+
+def _store_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workdir", help="the study's folder (its store: <workdir>/results.db)")
+    parser.add_argument("--store", help="store path or URL (default: $SLSCALE_STORE or workdir's)")
+
+
+def _launch_parser(ssub: Any) -> None:
+    p = ssub.add_parser("launch", help="run every unfinished run of a grid on Ray")
+    p.add_argument("grid", help="grid YAML, shipped grid name, or module:function")
+    p.add_argument("--workdir", required=True, help="study folder (runs/<run_id>/, results.db)")
+    p.add_argument("--store", help="store path or URL (default: <workdir>/results.db)")
+    add_cluster_arguments(p)
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="run FAILED runs again with a fresh retry budget",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="show what would run, skip and resume; change nothing",
+    )
+    p.set_defaults(func=cmd_launch)
+
+
+def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``sweep launch`` and ``tune``."""
+    p.add_argument("--address", help="Ray cluster to join (default: start a local Ray runtime)")
+    p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray runtime (default: all)")
+    p.add_argument("--max-concurrent", type=int, help="most runs at once (default: as fit)")
+    p.add_argument(
+        "--max-retries",
+        type=int,
+        default=2,
+        help="retries of a run that raised before it is FAILED (default 2)",
+    )
+    p.add_argument(
+        "--order",
+        choices=ORDERS,
+        default="largest-first",
+        help="which runs start first (default largest-first)",
+    )
+    p.add_argument("--gpu", default="a100-80gb", help="GPU type of the resource plan")
+    p.add_argument("--cpus-per-gpu", type=float, default=1.0, help="CPUs per GPU worker")
+    p.add_argument(
+        "--cpus-per-run",
+        type=float,
+        default=1.0,
+        help="CPUs per worker on a CPU-only cluster (default 1)",
+    )
+    p.add_argument(
+        "--workers-per-run",
+        type=int,
+        default=1,
+        help="workers per run on a CPU-only cluster (default 1)",
+    )
+    p.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=60.0,
+        help="lease on a run; a dead driver's runs are taken over after it",
+    )
+    p.add_argument(
+        "--run-fn",
+        metavar="MODULE:ATTR",
+        help="run function to execute instead of the trainer (e.g. "
+        "slscale.sweep.scheduler.runners:SyntheticRun)",
+    )
+    p.add_argument(
+        "--run-fn-kwargs",
+        metavar="JSON",
+        help="keyword arguments of --run-fn when it names a class or factory",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def launch_options(args: argparse.Namespace) -> Any:
+    from slscale.sweep.launch import LaunchOptions
+
+    return LaunchOptions(
+        workdir=args.workdir,
+        store=args.store,
+        address=args.address,
+        num_cpus=args.num_cpus,
+        max_concurrent=args.max_concurrent,
+        max_retries=args.max_retries,
+        order=args.order,
+        gpu=args.gpu,
+        cpus_per_gpu=args.cpus_per_gpu,
+        cpus_per_run=args.cpus_per_run,
+        workers_per_run=args.workers_per_run,
+        lease_seconds=args.lease_seconds,
+        retry_failed=getattr(args, "retry_failed", False),
+    )
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    from slscale.sweep import launch as launch_mod
+    from slscale.sweep import plan as plan_mod
+    from slscale.sweep.grid import expand
+    from slscale.sweep.io import load_grid
+    from slscale.sweep.scheduler.progress import ConsoleReporter
+
+    grid = load_grid(args.grid)
+    specs = expand(grid, plan_mod.param_counts)
+    options = launch_options(args)
+    if args.dry_run:
+        print(format_dry_run(launch_mod.dry_run(specs, options)))
+        return 0
+    run_fn = run_function(args)
+    reporter = ConsoleReporter(quiet=args.quiet)
+    try:
+        report = launch_mod.launch(specs, options, run_fn=run_fn, reporter=reporter)
+    finally:
+        reporter.close()
+    print(format_report(report))
+    return 0 if report.ok else 1
+
+
+def run_function(args: argparse.Namespace) -> Any:
+    """The run function named by --run-fn/--run-fn-kwargs, or None (the trainer)."""
+    from slscale.sweep.launch import load_run_function
+
+    if not args.run_fn:
+        if args.run_fn_kwargs:
+            raise SlscaleError("--run-fn-kwargs needs --run-fn")
+        return None
+    try:
+        kwargs = json.loads(args.run_fn_kwargs) if args.run_fn_kwargs else None
+    except json.JSONDecodeError as exc:
+        raise SlscaleError(f"--run-fn-kwargs {args.run_fn_kwargs!r}: not JSON ({exc})") from None
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise SlscaleError(f"--run-fn-kwargs {args.run_fn_kwargs!r}: must be a JSON object")
+    return load_run_function(args.run_fn, kwargs)
+
+
+def format_dry_run(plan: Any) -> str:
+    """One line per run: what launch would do with it, and totals."""
+    from slscale.identity import human_count
+
+    actions = {
+        "new": "run",
+        "pending": "run",
+        "running": "resume",
+        "preempted": "resume",
+        "failed": "retry",
+    }
+    lines, counts = [], {"run": 0, "resume": 0, "retry": 0, "skip": 0}
+    for row in plan.rows:
+        action = actions.get(row.state, "run") if row.run_id in plan.to_run else "skip"
+        counts[action] += 1
+        lines.append(
+            f"{action:6}  {row.state:9}  {row.run_id}  D={human_count(row.tokens)}  "
+            f"GPUs={row.gpus}  GPU-h={row.gpu_hours:.3g}"
+        )
+    summary = ", ".join(f"{n} {a}" for a, n in counts.items())
+    return "\n".join([f"dry run: {summary} (store {plan.store_target})", *lines])
+
+
+def format_report(report: Any) -> str:
+    from slscale.spec import RunState
+
+    parts = [f"{report.count(s)} {s}" for s in RunState if report.count(s)]
+    started = sum(report.attempts.values())
+    return (
+        f"sweep finished in {report.seconds:.1f} s: {', '.join(parts) or 'nothing to run'}; "
+        f"{started} attempts started by this driver"
+    )
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """The store's status table (``slscale status``)."""
+    from slscale.store.commands import cmd_status as store_status
+
+    return store_status(args)
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """Mark runs FAILED as cancelled; their drivers stop them at the next heartbeat."""
+    from slscale.spec import RunState
+    from slscale.store import open_store, resolve_store_target
+    from slscale.sweep.scheduler.api import CANCELLED_PREFIX, NOT_FINISHED
+
+    reason = (
+        f"{CANCELLED_PREFIX} by {getpass.getuser()}@{socket.gethostname()} at "
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC (slscale sweep cancel)"
+    )
+    with open_store(resolve_store_target(args.store, args.workdir)) as store:
+        known = {r.run_id: r.state for r in store.list_runs()}
+        unknown = [r for r in args.run_ids if r not in known]
+        if unknown:
+            raise SlscaleError(f"run {unknown[0]!r} is not in the store: see slscale sweep status")
+        targets = args.run_ids or [r for r, s in known.items() if s in NOT_FINISHED]
+        done = [
+            r
+            for r in targets
+            if store.set_state(r, RunState.FAILED, expected=NOT_FINISHED, error=reason)
+        ]
+    for run_id in done:
+        print(f"cancelled {run_id}")
+    for run_id in sorted(set(targets) - set(done)):
+        print(f"not cancelled {run_id}: already {known[run_id]}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m slscale.sweep.sweep_commands ...``: these commands without the full CLI."""
+    parser = argparse.ArgumentParser(prog="slscale")
+    add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SlscaleError as exc:
+        print(f"slscale: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
