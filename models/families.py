@@ -12,14 +12,16 @@ from a TextLM uses that checkpoint's own config instead.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
-from typing import Any
-
-from transformers import LlamaConfig, PretrainedConfig, Qwen2Config
+from typing import TYPE_CHECKING, Any
 
 from slscale.errors import ConfigError
 from slscale.spec import Architecture
+
+if TYPE_CHECKING:  # transformers is imported where a config is built: it takes seconds
+    from transformers import PretrainedConfig
 
 FAMILIES = ("llama", "qwen2")
 """Supported families."""
@@ -143,20 +145,18 @@ def list_presets(family: str | None = None) -> list[Preset]:
     return [p for p in _PRESETS if p.family in (None, family)]
 
 
-def hf_config(
+def config_fields(
     family: str,
     arch: Architecture,
     vocab_size: int | None = None,
     max_position_embeddings: int = DEFAULT_MAX_POSITIONS,
-) -> PretrainedConfig:
-    """The ``transformers`` config of a from-scratch ``family`` model of shape ``arch``.
-
-    ``vocab_size`` overrides ``arch.vocab_size`` (e.g. after adding 500 units + 2 modality
-    tokens). Token ids (bos/eos/pad) are left unset: they belong to the tokenizer.
-    """
+) -> dict[str, Any]:
+    """The fields of :func:`hf_config` as a plain dict with ``model_type`` (no transformers
+    import: accounting reads these attributes without building a config object)."""
     _check_family(family)
     defaults = _FAMILY_DEFAULTS[family]
-    kwargs: dict[str, Any] = dict(
+    fields: dict[str, Any] = dict(
+        model_type=family,
         vocab_size=arch.vocab_size if vocab_size is None else vocab_size,
         hidden_size=arch.hidden_size,
         intermediate_size=arch.intermediate_size,
@@ -171,18 +171,34 @@ def hf_config(
         eos_token_id=None,
         pad_token_id=None,
     )
-    if kwargs["vocab_size"] <= 0:
+    if fields["vocab_size"] <= 0:
         raise ConfigError(f"vocab_size = {vocab_size!r}: must be a positive integer")
     if family == "llama":
-        return LlamaConfig(
-            **kwargs, head_dim=arch.resolved_head_dim, attention_bias=False, mlp_bias=False
-        )
-    if arch.head_dim is not None and arch.head_dim * arch.num_heads != arch.hidden_size:
+        fields |= dict(head_dim=arch.resolved_head_dim, attention_bias=False, mlp_bias=False)
+    elif arch.head_dim is not None and arch.head_dim * arch.num_heads != arch.hidden_size:
         raise ConfigError(
             f"arch.head_dim = {arch.head_dim}: the qwen2 family needs "
             f"head_dim * num_heads == hidden_size ({arch.hidden_size})"
         )
-    return Qwen2Config(**kwargs)
+    return fields
+
+
+def hf_config(
+    family: str,
+    arch: Architecture,
+    vocab_size: int | None = None,
+    max_position_embeddings: int = DEFAULT_MAX_POSITIONS,
+) -> PretrainedConfig:
+    """The ``transformers`` config of a from-scratch ``family`` model of shape ``arch``.
+
+    ``vocab_size`` overrides ``arch.vocab_size`` (e.g. after adding 500 units + 2 modality
+    tokens). Token ids (bos/eos/pad) are left unset: they belong to the tokenizer.
+    """
+    from transformers import LlamaConfig, Qwen2Config
+
+    fields = config_fields(family, arch, vocab_size, max_position_embeddings)
+    config_class = {"llama": LlamaConfig, "qwen2": Qwen2Config}[fields.pop("model_type")]
+    return config_class(**fields)
 
 
 def non_embedding_params(family: str, arch: Architecture) -> int:
@@ -261,18 +277,27 @@ def _shape(width: int, layers: int, ffn: int, vocab: int) -> Architecture:
     return _arch(layers, width, heads, kv_heads_for(heads), ffn, vocab, True, None)
 
 
+@functools.lru_cache(maxsize=None)
+def _fixed_per_layer(family: str, width: int) -> int:
+    """Non-embedding parameters of one layer of ``width`` outside its MLP (attention, norms)."""
+    step = 8
+    one_layer = non_embedding_params(family, _shape(width, 1, step, 1))
+    return one_layer - 3 * width * step - width  # minus the MLP and the final norm
+
+
 def _best_ffn(family: str, width: int, layers: int, target: float) -> int | None:
     """The MLP width in [2d, 4d] (a multiple of 8, or of 64 from width 256) nearest the
     standard one whose N is within SIZE_TOLERANCE of target; None when there is none."""
     step = 8 if width < 256 else 64
-    fixed = non_embedding_params(family, _shape(width, layers, step, 1)) - 3 * width * step * layers
+    fixed = layers * _fixed_per_layer(family, width) + width
     per_unit = 3 * width * layers  # N grows by this per unit of MLP width
     lo = math.ceil(max(2 * width, (target * (1 - SIZE_TOLERANCE) - fixed) / per_unit) / step)
     hi = math.floor(min(4 * width, (target * (1 + SIZE_TOLERANCE) - fixed) / per_unit) / step)
     if lo > hi:
         return None
     std = standard_mlp_width(width)
-    return min(range(lo * step, hi * step + 1, step), key=lambda f: abs(math.log(f / std)))
+    # std is a multiple of step, so clamping it gives the allowed width nearest to it.
+    return min(max(std, lo * step), hi * step)
 
 
 def size_architecture(family: str, n_params_non_embedding: float, vocab_size: int) -> Architecture:
@@ -290,9 +315,7 @@ def size_architecture(family: str, n_params_non_embedding: float, vocab_size: in
         )
     candidates = [
         _shape(width, layers, ffn, vocab_size)
-        for width in _widths()
-        for layers in range(2, 161)
-        if (ffn := _best_ffn(family, width, layers, target)) is not None
+        for width, layers, ffn in _fitting_shapes(family, target)
     ]
     if not candidates:
         raise ConfigError(
@@ -300,6 +323,17 @@ def size_architecture(family: str, n_params_non_embedding: float, vocab_size: in
             f"within {SIZE_TOLERANCE:.0%}; choose a nearby size or a preset"
         )
     return min(candidates, key=lambda arch: _shape_cost(family, arch, target))
+
+
+@functools.lru_cache(maxsize=1024)
+def _fitting_shapes(family: str, target: float) -> tuple[tuple[int, int, int], ...]:
+    """(width, layers, MLP width) of every candidate within SIZE_TOLERANCE of ``target``."""
+    return tuple(
+        (width, layers, ffn)
+        for width in _widths()
+        for layers in range(2, 161)
+        if (ffn := _best_ffn(family, width, layers, target)) is not None
+    )
 
 
 def _shape_cost(family: str, arch: Architecture, target: float) -> float:

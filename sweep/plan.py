@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import types
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -69,7 +70,9 @@ def vocab_size(arch: Architecture, units_only: bool) -> int:
 
 @functools.lru_cache(maxsize=4096)
 def _counts(family: str, arch: Architecture, vocab: int, context_length: int) -> tuple:
-    config = families.hf_config(family, arch, vocab_size=vocab)
+    # The config's fields, not a transformers object: accounting reads attributes only, and
+    # importing transformers would cost `grid plan` seconds of start-up.
+    config = types.SimpleNamespace(**families.config_fields(family, arch, vocab_size=vocab))
     params = accounting.count_params(config)
     return params, accounting.flops_per_token(config, context_length)
 
