@@ -277,7 +277,7 @@ def _shape(width: int, layers: int, ffn: int, vocab: int) -> Architecture:
     return _arch(layers, width, heads, kv_heads_for(heads), ffn, vocab, True, None)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _fixed_per_layer(family: str, width: int) -> int:
     """Non-embedding parameters of one layer of ``width`` outside its MLP (attention, norms)."""
     step = 8
