@@ -11,37 +11,46 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from slscale.errors import SlscaleError
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the top-level parser with every stage's sub-commands."""
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The top-level parser, with the sub-commands of the stage that ``argv`` names (or all)."""
     parser = argparse.ArgumentParser(
         prog="slscale",
         description="Scaling-law studies of speech language models.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add_commands in _stage_commands():
+    for add_commands in _stage_commands(argv):
         add_commands(sub)
     return parser
 
 
-# Command modules import only argparse-level code at start-up; each command imports its
-# stage's heavy dependencies (torch, ray, ...) when it runs, so `slscale --help` stays fast.
-COMMAND_MODULES = (
-    "slscale.sweep.commands",
-    "slscale.store.commands",
-)
+# Top-level command -> the stage module whose ``add_commands`` registers it. Only the module
+# of the command being run is imported, so start-up never pays for torch, ray or scipy that
+# another stage needs; ``slscale --help`` imports them all.
+COMMANDS = {
+    "grid": "slscale.sweep.commands",
+    "status": "slscale.store.commands",
+    "export": "slscale.store.commands",
+    "fit": "slscale.fitting.commands",
+    "world": "slscale.models.world_commands",
+    "data": "slscale.models.data.commands",
+    "sweep": "slscale.sweep.sweep_commands",
+}
 
 
-def _stage_commands() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
-    return [importlib.import_module(name).add_commands for name in COMMAND_MODULES]
+def _stage_commands(argv: Sequence[str] = ()) -> list[Callable[[Any], None]]:
+    first = next((a for a in argv if not a.startswith("-")), None)
+    modules = [COMMANDS[first]] if first in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    return [importlib.import_module(name).add_commands for name in modules]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except SlscaleError as exc:
