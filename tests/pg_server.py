@@ -6,9 +6,17 @@ yields its SQLAlchemy URL and stops and deletes everything on exit. As root it r
 binaries as the ``postgres`` user (``initdb`` refuses to run as root), creating a system user
 ``slscale-pg`` when there is none. Durability is switched off: the data is thrown away.
 
-Use it from any test folder::
+Use it from any test folder (with ``tests/`` on ``sys.path``, as tests/store/conftest.py
+arranges)::
 
-    from pg_server import find_pg_bindir, postgres_server, MISSING_REASON
+    from pg_server import MISSING_REASON, find_pg_bindir, postgres_server
+
+    @pytest.fixture(scope="session")
+    def postgres_url():
+        if find_pg_bindir() is None:
+            pytest.skip(MISSING_REASON)
+        with postgres_server() as url:
+            yield url
 """
 
 from __future__ import annotations

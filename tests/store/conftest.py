@@ -16,12 +16,14 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds pg_server.py
-
-from pg_server import MISSING_REASON, create_database, find_pg_bindir, postgres_server
-
 from slscale.spec import Architecture, DataMix, Modality, Recipe, RunSpec, spec_to_dict
 from slscale.store import Store, open_store
+
+_TESTS = str(Path(__file__).resolve().parents[1])  # tests/ holds the shared pg_server.py
+if _TESTS not in sys.path:
+    sys.path.append(_TESTS)
+
+from pg_server import MISSING_REASON, create_database, find_pg_bindir, postgres_server  # noqa: E402
 
 _db_numbers = itertools.count()
 
