@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/slscale demo --workdir $(WORKDIR)
+	$(VENV)/bin/slscale grid plan mini-cpu --workdir $(WORKDIR) --explain
 
 test: $(STAMP)
 	$(PY) -m pytest
