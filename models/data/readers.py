@@ -3,7 +3,8 @@
 Speech rows (JSONL or ``save_to_disk``), as SlamKit's ``extract_features`` writes them:
 ``{"file_name": ..., "units": [...], "duration": [...]}`` where ``duration[i]`` is the number
 of 40 ms frames unit ``i`` lasts (optional: all ones). Word alignments are either in the row,
-``"aligned_text": [[word, start_s, end_s], ...]``, or in a sidecar ``<meta_dir>/<stem>.json``
+``"aligned_text": [[word, start_s, end_s], ...]`` (or ``{"word", "start", "end"}`` objects,
+as Arrow stores them), or in a sidecar ``<meta_dir>/<stem>.json``
 holding the same key (SlamKit's ``parse_transcriptions`` layout). Plain unit sequences are read
 too: a row with only ``units``; SlamKit's tokenised ``"audio_repr": "<Un3><Un49>..."``; or a
 ``.txt`` file of whitespace-separated unit ids, one utterance per line.
@@ -138,9 +139,10 @@ def parse_speech_row(row: Row, where: str, options: SpeechReadOptions) -> Speech
 def _row_units(row: Row, where: str) -> np.ndarray:
     if "units" in row:
         value = row["units"]
-        if not isinstance(value, list) or not all(isinstance(u, int) for u in value):
+        array = np.asarray(value) if isinstance(value, list) else None
+        if array is None or (array.size and (array.dtype.kind != "i" or array.ndim != 1)):
             raise SlscaleError(f"{where}: field 'units' must be a list of integers")
-        return np.asarray(value, dtype=np.int64)
+        return array.astype(np.int64)
     if "audio_repr" in row:
         return np.asarray([int(u) for u in _UNIT_TOKEN.findall(row["audio_repr"])], np.int64)
     if "line" in row:
@@ -178,16 +180,29 @@ def _row_alignment(row: Row, name: str, where: str, options: SpeechReadOptions) 
 
 
 def _with_alignment(doc: SpeechDoc, aligned: Any, where: str) -> SpeechDoc:
-    if not isinstance(aligned, list) or not all(
-        isinstance(w, (list, tuple)) and len(w) == 3 for w in aligned
-    ):
-        raise SlscaleError(f"{where}: field 'aligned_text' must be a list of [word, start, end]")
-    words = tuple(str(w[0]).strip() for w in aligned)
-    try:
-        starts = np.asarray([float(w[1]) for w in aligned], dtype=np.float64)
-        ends = np.asarray([float(w[2]) for w in aligned], dtype=np.float64)
-    except (TypeError, ValueError):
-        raise SlscaleError(f"{where}: aligned_text times must be numbers (seconds)") from None
+    words, starts, ends = _alignment_columns(aligned, where)
     U.check_alignment(starts, ends, doc.seconds, where)
     first, last = U.word_unit_spans(doc.durations, starts, ends)
     return dataclasses.replace(doc, words=words, word_spans=np.stack([first, last], axis=1))
+
+
+def _alignment_columns(aligned: Any, where: str) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """Words and times of ``[[word, start, end], ...]`` or of ``[{"word", "start", "end"}]``
+    (Arrow stores the triples as structs)."""
+    shape_error = f"{where}: field 'aligned_text' must be a list of [word, start, end]"
+    if not isinstance(aligned, list):
+        raise SlscaleError(shape_error)
+    if aligned and isinstance(aligned[0], dict):
+        if not all(isinstance(w, dict) and {"word", "start", "end"} <= w.keys() for w in aligned):
+            raise SlscaleError(shape_error)
+        aligned = [(w["word"], w["start"], w["end"]) for w in aligned]
+    if any(not isinstance(w, (list, tuple)) or len(w) != 3 for w in aligned):
+        raise SlscaleError(shape_error)
+    if not aligned:
+        return (), np.zeros(0), np.zeros(0)
+    words, starts, ends = zip(*aligned, strict=True)
+    try:
+        times = np.asarray([starts, ends], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SlscaleError(f"{where}: aligned_text times must be numbers (seconds)") from None
+    return tuple(str(w).strip() for w in words), times[0], times[1]

@@ -143,9 +143,9 @@ def _train(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if step % 50 == 0 or step == settings.steps - 1:
-            report(f"step {step:5d}  loss {loss.item():.4f}  lr {lr_at(step, settings):.2e}")
+            report(f"step {step:5d}  loss {losses[-1]:.4f}  lr {lr_at(step, settings):.2e}")
     return losses
 
 
