@@ -192,7 +192,9 @@ def launch(
             run_fn, getattr(run_fn, "worker_fn", None), use_gpu=_cluster_gpus() > 0
         )
         driver = Driver(store, backend, _scheduler_options(options, plan), reporter)
-        return driver.run(run_requests(plan, options, backend.use_gpu))
+        report = driver.run(run_requests(plan, options, backend.use_gpu))
+    # The report covers the whole grid: runs left alone count with their stored state.
+    return dataclasses.replace(report, states={**plan.skipped, **report.states})
 
 
 def _scheduler_options(options: LaunchOptions, plan: LaunchPlan) -> SchedulerOptions:

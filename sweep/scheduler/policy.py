@@ -104,6 +104,8 @@ class NodePool:
         if single:  # the tightest node that holds the whole run (best fit)
             best = min(single, key=lambda i: (self.free[i][1], self.free[i][0], i))
             return ((best, res.workers),)
+        if any(_fits(list(cap), res, res.workers) for cap in self.capacity):
+            return None  # it fits on one node: wait for one rather than span nodes
         placement: list[tuple[int, int]] = []
         left = res.workers
         for i in sorted(range(len(self.free)), key=lambda i: -_room(self.free[i], res)):

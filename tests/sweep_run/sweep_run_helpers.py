@@ -1,0 +1,140 @@
+"""Helpers of the sweep scheduler tests: tiny grids, launching them, reading the store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from slscale.store import open_store
+from slscale.sweep import plan as plan_mod
+from slscale.sweep.grid import expand
+from slscale.sweep.io import load_grid
+from slscale.sweep.launch import LaunchOptions, launch
+
+ARCH = {
+    "num_layers": 1,
+    "hidden_size": 16,
+    "num_heads": 2,
+    "num_kv_heads": 1,
+    "intermediate_size": 32,
+    "vocab_size": 64,
+}
+TOKENS_PER_STEP = 4 * 32  # global batch 4 x context 32
+
+
+def write_grid(path: Path, seeds: list[int], steps: list[int], name: str = "sched") -> Path:
+    """A grid of len(seeds) x len(steps) tiny textless runs with explicit architectures."""
+    grid = {
+        "name": name,
+        "base": {
+            "family": "llama",
+            "modality": "textless",
+            "arch": ARCH,
+            "recipe": {
+                "global_batch_size": 4,
+                "context_length": 32,
+                "lr": 3e-3,
+                "lr_min": 3e-4,
+                "warmup_fraction": 0.1,
+            },
+        },
+        "axes": {"seed": seeds, "tokens": [n * TOKENS_PER_STEP for n in steps]},
+    }
+    path.write_text(yaml.safe_dump(grid))
+    return path
+
+
+def specs_of(grid_path: Path) -> list[Any]:
+    return expand(load_grid(grid_path), plan_mod.param_counts)
+
+
+class Events:
+    """A reporter that keeps every event."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def event(self, run_id: str, message: str) -> None:
+        self.lines.append((run_id, message))
+
+    def refresh(self, driver: Any) -> None:
+        pass
+
+    def started(self) -> list[str]:
+        return [r for r, m in self.lines if m.startswith("attempt") and m.endswith("started")]
+
+
+def run_sweep(workdir: Path, grid_path: Path, run_fn: Any, address: str, **options: Any) -> Any:
+    """Launch a grid in this process (short leases and polls, so the tests go fast)."""
+    events = Events()
+    settings = {"lease_seconds": 4.0, "poll_seconds": 0.2, "stop_grace_seconds": 10.0, **options}
+    opts = LaunchOptions(workdir=str(workdir), address=address, **settings)
+    report = launch(specs_of(grid_path), opts, run_fn=run_fn, reporter=events)
+    return report, events
+
+
+def records(workdir: Path) -> dict[str, Any]:
+    with open_store(workdir) as store:
+        return {r.run_id: r for r in store.list_runs()}
+
+
+def curve(workdir: Path, run_id: str, name: str = "loss") -> dict[int, float]:
+    with open_store(workdir) as store:
+        frame = store.metrics_frame(run_ids=[run_id], names=[name])
+    assert frame["step"].is_unique
+    return dict(zip(frame["step"].astype(int), frame["value"], strict=True))
+
+
+def executions(workdir: Path, run_id: str) -> list[dict[str, Any]]:
+    path = workdir / "runs" / run_id / "executions.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def cli_driver(
+    workdir: Path,
+    grid_path: Path,
+    address: str,
+    *args: str,
+    run_fn_kwargs: dict[str, Any] | None = None,
+) -> subprocess.Popen[str]:
+    """``sweep launch`` as a separate driver process joining the test cluster."""
+    command = [
+        sys.executable,
+        "-m",
+        "slscale.sweep.sweep_commands",
+        "sweep",
+        "launch",
+        str(grid_path),
+        "--workdir",
+        str(workdir),
+        "--address",
+        address,
+        "--run-fn",
+        "slscale.sweep.scheduler.runners:SyntheticRun",
+        "--run-fn-kwargs",
+        json.dumps(run_fn_kwargs or {}),
+        *args,
+    ]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )

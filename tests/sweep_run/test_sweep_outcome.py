@@ -1,0 +1,108 @@
+"""How attempt endings are classified, and which lease owners are certainly dead (no cluster)."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+from ray import exceptions as rex
+
+from slscale.errors import ConfigError
+from slscale.sweep.scheduler import leases
+from slscale.sweep.scheduler.outcome import (
+    Diverged,
+    Kind,
+    Preempted,
+    execute,
+    from_exception,
+    from_ray_error,
+)
+
+
+def raising(exc):
+    def run(spec, run_id, workdir, store_url, attempt):
+        raise exc
+
+    return run
+
+
+def test_execute_returns_the_summary_of_a_run():
+    outcome = execute(lambda *a: {"loss": 2.5, "attempt": a[-1]}, {}, "r", "/w", "/s", 3)
+    assert outcome.kind is Kind.SUCCEEDED
+    assert outcome.summary == {"loss": 2.5, "attempt": 3}
+    assert outcome.error is None
+
+
+def test_an_exception_is_an_error_with_its_traceback_tail():
+    outcome = execute(raising(RuntimeError("disk full")), {}, "r", "/w", "/s", 1)
+    assert outcome.kind is Kind.ERROR
+    assert outcome.error == "RuntimeError: disk full"
+    assert "Traceback" in outcome.traceback and "in run" in outcome.traceback
+    assert outcome.error_text().startswith("RuntimeError: disk full\nTraceback")
+
+
+def test_invalid_config_and_divergence_are_fatal():
+    config = execute(raising(ConfigError("field 'lr' = -1: must be positive")), {}, "r", "", "", 1)
+    diverged = from_exception(Diverged("diverged: training loss nan at step 7"))
+    assert config.kind is Kind.FATAL and "field 'lr'" in config.error
+    assert diverged.kind is Kind.FATAL
+
+
+def test_stopping_on_a_signal_is_a_preemption():
+    for exc in (Preempted("stopped at step 4"), KeyboardInterrupt(), SystemExit(1)):
+        assert from_exception(exc).kind is Kind.PREEMPTED
+        assert from_exception(exc).traceback is None
+
+
+def test_sigterm_inside_a_run_becomes_a_preemption():
+    def run(*args):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("the signal should have interrupted the run")
+
+    before = signal.getsignal(signal.SIGTERM)
+    outcome = execute(run, {}, "r", "", "", 1)
+    assert outcome.kind is Kind.PREEMPTED
+    assert "SIGTERM" in outcome.error
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is restored
+
+
+def test_ray_failures_of_the_process_are_preemptions():
+    for exc in (rex.WorkerCrashedError(), rex.NodeDiedError("node 3 died")):
+        assert from_ray_error(exc).kind is Kind.PREEMPTED
+    assert from_ray_error(rex.TaskCancelledError()).kind is Kind.CANCELLED
+
+
+def test_a_task_error_is_classified_by_its_cause():
+    wrapped = rex.RayTaskError("execute", "Traceback ...", ConfigError("field 'seed' = -1"))
+    assert from_ray_error(wrapped).kind is Kind.FATAL
+
+
+def test_this_process_is_not_a_dead_owner():
+    assert not leases.is_dead_owner(leases.owner_name())
+
+
+def test_an_exited_process_on_this_host_is_a_dead_owner():
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    mine = leases.owner_name().split("/")
+    owner = "/".join([*mine[:3], child.stdout.strip(), "abcd1234"])
+    assert leases.is_dead_owner(owner)
+
+
+def test_owners_elsewhere_are_left_to_expire():
+    mine = leases.owner_name().split("/")
+    other_host = "/".join(["not-" + socket.gethostname(), *mine[1:]])
+    other_namespace = "/".join([*mine[:2], "1", "999999", "x"])
+    for owner in (other_host, other_namespace, "driver-7", "", None):
+        assert not leases.is_dead_owner(owner)
+
+
+def test_an_owner_from_before_a_reboot_is_dead():
+    mine = leases.owner_name().split("/")
+    rebooted = "/".join([mine[0], "00000000" if mine[1] != "00000000" else "11111111", *mine[2:]])
+    assert leases.is_dead_owner(rebooted)

@@ -1,0 +1,110 @@
+"""Run order, packing onto nodes and the makespan simulator (pure functions, no Ray)."""
+
+import pytest
+
+from slscale.errors import ConfigError
+from slscale.sweep.scheduler.policy import (
+    NodePool,
+    Order,
+    Resources,
+    SimJob,
+    order_runs,
+    pick_startable,
+    simulate,
+)
+
+ONE_CPU = Resources()
+
+
+def jobs(hours, res=ONE_CPU):
+    return [SimJob(run_id=f"r{i}", hours=h, resources=res) for i, h in enumerate(hours)]
+
+
+def test_order_runs_sorts_by_size_and_keeps_grid_order_on_ties():
+    sizes = {"a": 1.0, "b": 3.0, "c": 2.0, "d": 3.0}
+    ids = list(sizes)
+    assert order_runs(ids, sizes.__getitem__, "largest-first") == ["b", "d", "c", "a"]
+    assert order_runs(ids, sizes.__getitem__, Order.SMALLEST_FIRST) == ["a", "c", "b", "d"]
+    assert order_runs(ids, sizes.__getitem__, "grid") == ids
+
+
+def test_unknown_order_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"--order 'biggest'.*largest-first"):
+        order_runs(["a"], lambda r: 1.0, "biggest")
+
+
+def test_lpt_matches_grahams_worst_case_example():
+    # Graham (1969): 2 machines, jobs 3,3,2,2,2. LPT: {3,2,2} and {3,2} -> 7; optimum
+    # {3,3} and {2,2,2} -> 6; the lower bound total/machines is 6.
+    result = simulate(jobs([2, 3, 2, 3, 2]), [(2, 0)], "largest-first")
+    assert result.makespan_hours == 7
+    assert result.lower_bound_hours == 6
+
+
+def test_largest_first_beats_grid_order_when_a_long_run_comes_last():
+    hours = [1, 1, 1, 1, 4]
+    grid = simulate(jobs(hours), [(2, 0)], "grid")
+    lpt = simulate(jobs(hours), [(2, 0)], "largest-first")
+    assert grid.makespan_hours == 6  # the 4-hour run starts after two waves of short ones
+    assert lpt.makespan_hours == 4  # it starts at once; the short ones fill the other slot
+    assert lpt.ratio == 1.0
+
+
+def test_single_node_runs_never_span_nodes():
+    # Two 8-GPU nodes, 4 GPUs free on each: a 6-GPU run must wait (STRICT_PACK).
+    pool = NodePool([(64, 8), (64, 8)])
+    four = Resources(workers=4, gpus_per_worker=1)
+    pool.allocate(((0, 4),), four)
+    pool.allocate(((1, 4),), four)
+    assert pool.free == [[60, 4], [60, 4]]
+    assert pool.place(Resources(workers=6, gpus_per_worker=1)) is None
+    assert pool.place(four) is not None
+
+
+def test_best_fit_packs_small_runs_onto_one_node():
+    pool = NodePool([(64, 8), (64, 8)])
+    four = Resources(workers=4, gpus_per_worker=1)
+    for _ in range(2):
+        pool.allocate(pool.place(four), four)
+    assert pool.free == [[56, 0], [64, 8]]  # the second node stays whole for an 8-GPU run
+
+
+def test_multi_node_runs_take_whole_nodes_and_best_fit_keeps_room():
+    pool = NodePool([(64, 8), (64, 8), (64, 8)])
+    two = Resources(workers=2, gpus_per_worker=1)
+    pool.allocate(pool.place(two), two)
+    # A 16-GPU run needs two full nodes: the two untouched ones.
+    big = Resources(workers=16, gpus_per_worker=1)
+    placement = pool.place(big)
+    assert sorted(placement) == [(1, 8), (2, 8)]
+    # A 2-GPU run goes to the node already in use (tightest fit), keeping full nodes free.
+    assert pool.place(two) == ((0, 2),)
+
+
+def test_pick_startable_backfills_past_a_run_that_does_not_fit():
+    pool = NodePool([(4, 0)])
+    res = {
+        "big": Resources(workers=1, cpus_per_worker=3),
+        "huge": Resources(cpus_per_worker=4),
+        "small": Resources(cpus_per_worker=1),
+    }
+    picked = pick_startable(["big", "huge", "small"], res.__getitem__, pool, slots=5)
+    assert [r for r, _ in picked] == ["big", "small"]
+    assert pool.free == [[0, 0]]
+
+
+def test_pick_startable_respects_the_slot_limit():
+    pool = NodePool([(8, 0)])
+    picked = pick_startable(list("abcdef"), lambda r: ONE_CPU, pool, slots=2)
+    assert [r for r, _ in picked] == ["a", "b"]
+
+
+def test_simulate_refuses_a_run_no_node_can_hold():
+    with pytest.raises(ConfigError, match="fits on no node"):
+        simulate(jobs([1], Resources(workers=9, gpus_per_worker=1)), [(64, 8)], "grid")
+
+
+def test_lower_bound_is_the_longest_run_when_it_dominates():
+    result = simulate(jobs([10, 1, 1]), [(4, 0)], "largest-first")
+    assert result.lower_bound_hours == 10
+    assert result.makespan_hours == 10
