@@ -64,6 +64,7 @@ class WorkerLoop:
         self.engine, self.schedule = build_engine(self.model, cfg, self.budget, info)
         self.source: BatchSource = job.train_data(info.rank, info.world_size)
         self.progress = Progress()
+        self._grad_norm: float | None = None
         self.checkpoints = CheckpointManager(
             cfg.run_dir / "checkpoints", cfg.keep_checkpoints, info
         )
@@ -121,9 +122,12 @@ class WorkerLoop:
         scale = self.info.world_size / max(total, 1.0)
         nll_sum = torch.zeros((), dtype=torch.float64, device=self.info.device)
         for i, batch in enumerate(batches):
-            self.engine.set_gradient_accumulation_boundary(i == len(batches) - 1)
+            last = i == len(batches) - 1
+            self.engine.set_gradient_accumulation_boundary(last)
             nll = self._nll(batch)
             self.engine.backward(nll * scale, scale_wrt_gas=False)
+            if last:
+                self._note_grad_norm()
             self.engine.step()
             nll_sum += nll.detach()
         loss_part, stop = all_reduce_sum(
@@ -156,9 +160,17 @@ class WorkerLoop:
     def lr(self, step: int) -> float:
         return self.schedule.lr(step)
 
+    def _note_grad_norm(self) -> None:
+        """ZeRO-0 without mixed precision does not keep the norm it clips with: measure it
+        from the (already averaged) gradients before the step."""
+        if self.cfg.zero_stage == 0 and self.precision == "fp32":
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            self._grad_norm = float(torch.nn.utils.get_total_norm(grads)) if grads else None
+
     def grad_norm(self) -> float | None:
+        """Gradient norm of the last step, before clipping."""
         norm = self.engine.get_global_grad_norm()
-        return None if norm is None else float(norm)
+        return self._grad_norm if norm is None else float(norm)
 
     # -- validation ----------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from slscale.models.train.export import export_model
 from slscale.models.train.flops import mfu, peak_flops
 from slscale.models.train.loop import WorkerLoop, metric_rows
 from slscale.models.train.telemetry import StoreLink
-from slscale.spec import RunState
+from slscale.spec import RunState, spec_to_dict
 from slscale.store.base import Metric
 
 RESULT_FILE = "result.json"
@@ -64,10 +64,17 @@ class RunReporter:
             return
         if extra and extra.get("pending_metrics"):
             self.link.log_metrics(Metric(**row) for row in extra["pending_metrics"])
-        if self.cfg.spec is not None:
-            self.link.register(self.cfg.spec)
+        self.link.register(self.cfg.spec if self.cfg.spec is not None else self._bare_spec())
         self.link.set_state(RunState.RUNNING, host=host)
         self.link.flush()
+
+    def _bare_spec(self) -> dict[str, Any]:
+        """What a run without a RunSpec registers: the fields the trainer knows."""
+        return {
+            "tokens": self.cfg.tokens,
+            "seed": self.cfg.seed,
+            "recipe": spec_to_dict(self.cfg.recipe),
+        }
 
     def step_done(self, loss: float, log: bool) -> None:
         self._interval_losses.append(loss)

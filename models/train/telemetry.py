@@ -44,6 +44,8 @@ class StoreLink:
         self._queue: list[_Op] = []
         self._metrics_file = metrics_file
         self._failing_since: float | None = None
+        self._backoff_seconds = 0.0
+        self._next_attempt = 0.0
 
     @property
     def pending(self) -> int:
@@ -75,11 +77,15 @@ class StoreLink:
     def _push(self, what: str, apply: Callable[[Store], object]) -> None:
         self._queue.append(_Op(what, apply))
 
-    def flush(self) -> bool:
-        """Apply queued writes in order; True when the queue is empty afterwards."""
+    def flush(self, force: bool = False) -> bool:
+        """Apply queued writes in order; True when the queue is empty afterwards. After a
+        failure, attempts back off (1 s doubling to 60 s) unless ``force``d, so that a dead
+        database host does not cost a connection timeout at every logged step."""
         if self._opener is None:
             self._queue.clear()
             return True
+        if not force and time.monotonic() < self._next_attempt:
+            return not self._queue
         while self._queue:
             try:
                 if self._store is None:
@@ -90,6 +96,7 @@ class StoreLink:
                 self._drop_store()
                 return False
             self._queue.pop(0)
+        self._backoff_seconds, self._next_attempt = 0.0, 0.0
         if self._failing_since is not None:
             log.warning(
                 "results store reachable again after %.0f s", time.monotonic() - self._failing_since
@@ -100,10 +107,10 @@ class StoreLink:
     def close(self, retry_seconds: float = 60.0, pause_seconds: float = 1.0) -> bool:
         """Flush, retrying for up to ``retry_seconds``; then release the store."""
         deadline = time.monotonic() + retry_seconds
-        done = self.flush()
+        done = self.flush(force=True)
         while not done and time.monotonic() < deadline:
             time.sleep(pause_seconds)
-            done = self.flush()
+            done = self.flush(force=True)
         if not done:
             log.warning(
                 "results store unreachable; %d writes for run %s were not stored "
@@ -115,6 +122,8 @@ class StoreLink:
         return done
 
     def _note_failure(self, exc: Exception) -> None:
+        self._backoff_seconds = min(60.0, max(1.0, 2 * self._backoff_seconds))
+        self._next_attempt = time.monotonic() + self._backoff_seconds
         if self._failing_since is None:
             self._failing_since = time.monotonic()
             log.warning(
