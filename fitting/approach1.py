@@ -35,6 +35,7 @@ class EnvelopeFit:
         n_bootstrap: int = 1000,
         confidence: float = 0.95,
         random_state: int | np.random.Generator | None = None,
+        drop_edge_sizes: bool = True,
         validate: bool = True,
         budget_gap_dex: float = tables.DEFAULT_GAP_DEX,
     ) -> None:
@@ -46,6 +47,9 @@ class EnvelopeFit:
         """Coverage of the percentile intervals."""
         self.random_state = random_state
         """Seed or Generator for the resampling."""
+        self.drop_edge_sizes = drop_edge_sizes
+        """Leave out FLOPs where the smallest or largest model wins: there the optimum may lie
+        outside the sampled sizes, which flattens the fitted slope."""
         self.validate = validate
         """Run the leave-largest-budget-out check (budgets = runs' final FLOPs)."""
         self.budget_gap_dex = budget_gap_dex
@@ -72,15 +76,15 @@ class EnvelopeFit:
             raise ConfigError(f"n_flops_grid = {self.n_flops_grid!r}: must be ≥ 2")
         runs = _runs(frame)
         grid, losses, log_tokens = _interpolate(runs, self.n_flops_grid)
-        self.envelope_ = _envelope(runs, grid, losses, log_tokens)
-        log_kn, a, log_kd, b = _lines(self.envelope_)
-        self.params_ = {
-            "k_N": float(np.exp(log_kn)),
-            "a": float(a),
-            "k_D": float(np.exp(log_kd)),
-            "b": float(b),
-        }
-        self.exponents_ = {"a": float(a), "b": float(b)}
+        chosen = np.ones(len(runs), dtype=bool)
+        self.envelope_ = _envelope(runs, grid, losses, log_tokens, chosen)
+        self.params_ = self._lines(self.envelope_)
+        if not np.isfinite(list(self.params_.values())).all():
+            raise ConfigError(
+                "Approach 1: fewer than two FLOP values are won by a model that is neither the "
+                "smallest nor the largest; add model sizes or pass drop_edge_sizes=False"
+            )
+        self.exponents_ = {"a": self.params_["a"], "b": self.params_["b"]}
         self._bootstrap(runs, grid, losses, log_tokens)
         self.extrapolation_ = self._extrapolate(frame, runs) if self.validate else None
         self.result_ = self._result(frame, conventions or {}, label)
@@ -121,19 +125,25 @@ class EnvelopeFit:
             return
         rng = np.random.default_rng(self.random_state)
         picked = resample_counts(rng, len(runs), self.n_bootstrap) > 0  # (resamples, runs)
-        log_n = np.log(runs["n_params"].to_numpy())
-        draws: dict[str, list[float]] = {"k_N": [], "a": [], "k_D": [], "b": []}
-        for chosen in picked:
-            masked = np.where(chosen[:, None], losses, np.inf)
-            best = np.argmin(masked, axis=0)
-            ok = np.isfinite(masked[best, np.arange(grid.size)])
-            n_opt, d_opt = np.exp(log_n[best]), np.exp(log_tokens[best, np.arange(grid.size)])
-            for name, values in (("N", n_opt), ("D", d_opt)):
-                log_k, slope = loglog_fit(grid[ok], values[ok])
-                draws[f"k_{name}"].append(float(np.exp(log_k)))
-                draws["a" if name == "N" else "b"].append(float(slope))
-        self.bootstrap_params_ = {k: np.array(v) for k, v in draws.items()}
+        lines = [
+            self._lines(_envelope(runs, grid, losses, log_tokens, chosen)) for chosen in picked
+        ]
+        self.bootstrap_params_ = {k: np.array([p[k] for p in lines]) for k in self.params_}
         self.ci_ = percentile_ci(self.bootstrap_params_, self.confidence)
+
+    def _lines(self, envelope: pd.DataFrame) -> dict[str, float]:
+        """N_opt = k_N·C^a and D_opt = k_D·C^b through the (interior) envelope points."""
+        rows = envelope[~envelope["edge"]] if self.drop_edge_sizes else envelope
+        rows = rows[np.isfinite(rows["loss"])]
+        c = rows["flops"].to_numpy()
+        log_kn, a = loglog_fit(c, rows["n_opt"].to_numpy())
+        log_kd, b = loglog_fit(c, rows["d_opt"].to_numpy())
+        return {
+            "k_N": float(np.exp(log_kn)),
+            "a": float(a),
+            "k_D": float(np.exp(log_kd)),
+            "b": float(b),
+        }
 
     def _extrapolate(self, frame: pd.DataFrame, runs: pd.DataFrame) -> dict[str, Any]:
         try:
@@ -142,20 +152,28 @@ class EnvelopeFit:
             )
             held = tables.largest_budget_mask(labels, min_points=1)
             held_ids = set(runs["run_id"][held])
-            train = EnvelopeFit(n_flops_grid=self.n_flops_grid, n_bootstrap=0, validate=False).fit(
-                *_columns(frame[~frame["run_id"].isin(held_ids)])
-            )
+            train = EnvelopeFit(
+                n_flops_grid=self.n_flops_grid,
+                n_bootstrap=0,
+                drop_edge_sizes=self.drop_edge_sizes,
+                validate=False,
+            ).fit(**_columns(frame[~frame["run_id"].isin(held_ids)]))
         except SlscaleError as exc:
             return validation.skipped(str(exc))
-        target = float(np.exp(np.log(runs["final_flops"][held]).mean()))
-        row = self.envelope_.iloc[int(np.argmin(np.abs(np.log(self.envelope_["flops"] / target))))]
-        predicted = train.optimal_allocation(row["flops"])
+        beyond = runs["final_flops"][~held].max()
+        rows = self.envelope_[(self.envelope_["flops"] > beyond) & ~self.envelope_["edge"]]
+        if rows.empty:
+            return validation.skipped(
+                "beyond the training runs' compute the envelope is won only by the smallest or "
+                "largest model: no interior point to check"
+            )
+        predicted = train.optimal_allocation(rows["flops"].to_numpy())
         return validation.report(
             quantity="n_opt,d_opt",
-            predicted=[float(predicted[0]), float(predicted[1])],
-            observed=[row["n_opt"], row["d_opt"]],
+            predicted=np.concatenate(predicted),
+            observed=np.concatenate([rows["n_opt"], rows["d_opt"]]),
             n_train=int((~held).sum()),
-            held_out_flops=[row["flops"]],
+            held_out_flops=rows["flops"],
         )
 
     def optimal_allocation(self, flops: ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -191,8 +209,8 @@ class EnvelopeFit:
         )
 
 
-def _columns(frame: pd.DataFrame) -> tuple[Any, ...]:
-    return (frame["run_id"], frame["n_params"], frame["flops"], frame["loss"], frame["tokens"])
+def _columns(frame: pd.DataFrame) -> dict[str, Any]:
+    return {k: frame[k] for k in ("run_id", "n_params", "flops", "loss", "tokens")}
 
 
 def _runs(frame: pd.DataFrame) -> pd.DataFrame:
@@ -232,25 +250,28 @@ def _interpolate(runs: pd.DataFrame, n_grid: int) -> tuple[FloatArray, FloatArra
 
 
 def _envelope(
-    runs: pd.DataFrame, grid: FloatArray, losses: FloatArray, log_tokens: FloatArray
+    runs: pd.DataFrame,
+    grid: FloatArray,
+    losses: FloatArray,
+    log_tokens: FloatArray,
+    chosen: np.ndarray,
 ) -> pd.DataFrame:
-    best = np.argmin(losses, axis=0)
+    """The lowest-loss run among ``chosen`` runs at each FLOP value (loss inf: none covers).
+
+    ``edge`` marks values won by the smallest or largest model among the chosen runs.
+    """
+    masked = np.where(chosen[:, None], losses, np.inf)
+    best = np.argmin(masked, axis=0)
     cols = np.arange(grid.size)
+    sizes = runs["n_params"].to_numpy()
+    n_opt = sizes[best]
     return pd.DataFrame(
         {
             "flops": grid,
             "run_id": runs["run_id"].to_numpy()[best],
-            "n_opt": runs["n_params"].to_numpy()[best],
+            "n_opt": n_opt,
             "d_opt": np.exp(log_tokens[best, cols]),
-            "loss": losses[best, cols],
+            "loss": masked[best, cols],
+            "edge": (n_opt <= sizes[chosen].min()) | (n_opt >= sizes[chosen].max()),
         }
     )
-
-
-def _lines(envelope: pd.DataFrame) -> tuple[float, float, float, float]:
-    c = envelope["flops"].to_numpy()
-    log_kn, a = loglog_fit(c, envelope["n_opt"].to_numpy())
-    log_kd, b = loglog_fit(c, envelope["d_opt"].to_numpy())
-    if not np.isfinite(a) or not np.isfinite(b):
-        raise ConfigError("Approach 1: the envelope spans a single FLOP value; log more steps")
-    return float(log_kn), float(a), float(log_kd), float(b)

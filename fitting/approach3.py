@@ -23,6 +23,7 @@ from slscale.fitting.objective import FloatArray, LogPoints, evaluate
 from slscale.fitting.optimise import MultistartResult, hoffmann_grid, multistart
 from slscale.fitting.powerlaw import check_bootstrap, percentile_ci, resample_counts
 from slscale.fitting.results import PARAMETRIC, FitResult
+from slscale.fitting.threads import single_threaded_blas
 
 PARAM_NAMES = ("E", "A", "B", "alpha", "beta")
 
@@ -84,13 +85,14 @@ class ParametricLossFit:
         n, d, y, c = self._columns(n_params, tokens, loss, flops)
         self._check_hyper()
         points = LogPoints.from_arrays(n, d, y)
-        search = multistart(points, self.huber_delta, self._starts())
-        self.multistart_ = search
-        self.theta_ = search.theta
-        self.params_ = _params(search.theta)
-        self.objective_ = search.value
-        self._bootstrap(points, search)
-        self.extrapolation_ = self._extrapolate(n, d, y, c, budget)
+        with single_threaded_blas():
+            search = multistart(points, self.huber_delta, self._starts())
+            self.multistart_ = search
+            self.theta_ = search.theta
+            self.params_ = _params(search.theta)
+            self.objective_ = search.value
+            self._bootstrap(points, search)
+            self.extrapolation_ = self._extrapolate(n, d, y, c, budget)
         self.result_ = self._result(n, d, y, c, conventions or {}, label)
         return self
 
@@ -146,7 +148,7 @@ class ParametricLossFit:
         self.bootstrap_params_ = np.column_stack([columns[k] for k in PARAM_NAMES])
         draws = _with_derived(columns)
         self.ci_ = percentile_ci(draws, self.confidence)
-        self.se_ = {k: float(np.nanstd(v, ddof=1)) for k, v in draws.items()}
+        self.se_ = {k: _finite_std(v) for k, v in draws.items()}
 
     def _extrapolate(
         self,
@@ -247,14 +249,21 @@ class ParametricLossFit:
 def _params(theta: FloatArray) -> dict[str, Any]:
     """θ = (a, b, e, α, β) of one row (floats) or many rows (arrays) → E, A, B, alpha, beta."""
     t = np.asarray(theta, np.float64)
-    out = {
-        "E": np.exp(t[..., 2]),
-        "A": np.exp(t[..., 0]),
-        "B": np.exp(t[..., 1]),
-        "alpha": t[..., 3],
-        "beta": t[..., 4],
-    }
+    with np.errstate(over="ignore"):  # a drifting bootstrap draw may overflow A or B to inf
+        out = {
+            "E": np.exp(t[..., 2]),
+            "A": np.exp(t[..., 0]),
+            "B": np.exp(t[..., 1]),
+            "alpha": t[..., 3],
+            "beta": t[..., 4],
+        }
     return {k: float(v) for k, v in out.items()} if t.ndim == 1 else out
+
+
+def _finite_std(values: FloatArray) -> float:
+    """Standard deviation of the finite draws (a draw drifting off to inf is left out)."""
+    finite = values[np.isfinite(values)]
+    return float(np.std(finite, ddof=1)) if finite.size > 1 else float("nan")
 
 
 def _abab(p: Mapping[str, Any]) -> dict[str, Any]:

@@ -60,10 +60,15 @@ class MetricPowerLaw:
         value: ArrayLike,
         *,
         budget: ArrayLike | None = None,
+        run_id: ArrayLike | None = None,
         conventions: Mapping[str, Any] | None = None,
         label: str = "",
     ) -> Self:
-        """Fit scores ``value`` (> 0) of runs or checkpoints trained with ``flops``."""
+        """Fit scores ``value`` (> 0) of runs or checkpoints trained with ``flops``.
+
+        ``budget`` labels the compute budgets (default: FLOPs grouped); ``run_id`` (envelope
+        only) lets the extrapolation check hold out whole runs.
+        """
         if self.method not in ("best_per_budget", "envelope"):
             raise ConfigError(f"method = {self.method!r}: use 'best_per_budget' or 'envelope'")
         c = tables.as_column("flops", flops)
@@ -72,7 +77,7 @@ class MetricPowerLaw:
         check_bootstrap(self.n_bootstrap)
         labels, _ = tables.budget_labels(c, budget, gap_dex=self.budget_gap_dex)
         keep = self._select(c, q, labels)
-        self.points_ = {"flops": c[keep], "value": q[keep], "budget_label": labels[keep]}
+        self.points_ = {"flops": c[keep], "value": q[keep]}
         if np.unique(c[keep]).size < 2:
             raise ConfigError(
                 f"a metric power law needs points at two or more compute budgets; the "
@@ -81,7 +86,9 @@ class MetricPowerLaw:
         log_a, b = loglog_fit(c[keep], q[keep])
         self.params_ = {"a": float(np.exp(log_a)), "b": float(b)}
         self._bootstrap()
-        self.extrapolation_ = self._extrapolate() if self.validate else None
+        self.extrapolation_ = (
+            self._extrapolate(c, q, labels, keep, run_id) if self.validate else None
+        )
         self.result_ = self._result(c, q, labels, keep, conventions or {}, label)
         return self
 
@@ -111,22 +118,44 @@ class MetricPowerLaw:
         self.bootstrap_params_ = {"a": np.exp(log_a), "b": b}
         self.ci_ = percentile_ci(self.bootstrap_params_, self.confidence)
 
-    def _extrapolate(self) -> dict[str, Any]:
-        c, q, labels = self.points_["flops"], self.points_["value"], self.points_["budget_label"]
+    def _extrapolate(
+        self, c: FloatArray, q: FloatArray, labels: Any, keep: np.ndarray, run_id: ArrayLike | None
+    ) -> dict[str, Any]:
+        """Refit without the largest budget's rows; predict the fitted points among them."""
         try:
-            held = tables.largest_budget_mask(labels, min_points=1)
-            if np.unique(c[~held]).size < 2:
-                raise ConfigError("fewer than two budgets remain once the largest is held out")
+            test = self._held_out(c, labels, run_id)
+            tested = keep[test[keep]]
+            if tested.size == 0:
+                raise ConfigError("the held-out rows contribute no fitted point")
+            train = MetricPowerLaw(
+                method=self.method,
+                higher_is_better=self.higher_is_better,
+                n_bootstrap=0,
+                validate=False,
+                budget_gap_dex=self.budget_gap_dex,
+            ).fit(c[~test], q[~test], budget=labels[~test] + 1.0)
         except SlscaleError as exc:
             return validation.skipped(str(exc))
-        log_a, b = loglog_fit(c[~held], q[~held])
         return validation.report(
             quantity="value",
-            predicted=laws.metric_law(c[held], a=float(np.exp(log_a)), b=float(b)),
-            observed=q[held],
-            n_train=int((~held).sum()),
-            held_out_flops=c[held],
+            predicted=train.predict(c[tested]),
+            observed=q[tested],
+            n_train=int((~test).sum()),
+            held_out_flops=c[tested],
         )
+
+    def _held_out(self, c: FloatArray, labels: Any, run_id: ArrayLike | None) -> np.ndarray:
+        """Rows of the largest budget: by budget label, by whole runs, or the top fifth of C."""
+        if self.method == "best_per_budget":
+            return tables.largest_budget_mask(labels, min_points=1)
+        if run_id is not None:
+            runs = np.asarray(run_id).astype(str)
+            names, index = np.unique(runs, return_inverse=True)
+            final = np.array([c[index == k].max() for k in range(names.size)])
+            run_labels, _ = tables.budget_labels(final, gap_dex=self.budget_gap_dex)
+            return tables.largest_budget_mask(run_labels, min_points=1)[index]
+        log_c = np.log10(c)
+        return log_c >= log_c.max() - 0.2 * (log_c.max() - log_c.min())
 
     def predict(self, flops: ArrayLike) -> FloatArray:
         """Q(C) = a·C^b."""

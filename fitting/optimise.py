@@ -21,6 +21,7 @@ import numpy as np
 import scipy.optimize
 
 from slscale.fitting.objective import Curvature, FloatArray, LogPoints, evaluate
+from slscale.fitting.threads import single_threaded_blas
 
 DAMPING_RANGE = (1e-12, 1e12)
 """Bounds of the Marquardt damping factor λ (relative to the Hessian's diagonal)."""
@@ -210,16 +211,17 @@ def lbfgs_multistart(
         return value_and_gradient(theta)[0]
 
     options = {"ftol": ftol, "gtol": gtol, "maxiter": max_iter, "maxfun": 2 * max_iter}
-    results = [
-        scipy.optimize.minimize(
-            value_and_gradient if analytic_gradient else value_only,
-            start,
-            jac=analytic_gradient,
-            method="L-BFGS-B",
-            options=options,
-        )
-        for start in np.asarray(starts, dtype=np.float64)
-    ]
+    with single_threaded_blas():
+        results = [
+            scipy.optimize.minimize(
+                value_and_gradient if analytic_gradient else value_only,
+                start,
+                jac=analytic_gradient,
+                method="L-BFGS-B",
+                options=options,
+            )
+            for start in np.asarray(starts, dtype=np.float64)
+        ]
     values = np.array([r.fun for r in results])
     order = np.argsort(values, kind="stable")
     return MultistartResult(

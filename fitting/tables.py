@@ -90,14 +90,18 @@ def budget_labels(
 def largest_budget_mask(labels: NDArray[np.int64], *, min_points: int = 3) -> NDArray[np.bool_]:
     """Points held out by the leave-largest-budget-out check.
 
-    The held-out budget is the largest one with at least ``min_points`` points; any sparser
-    budgets above it are held out too, so training never sees more compute than the test.
+    The largest budget is held out; when it has fewer than ``min_points`` points the next
+    largest ones join it until it has, so a sparse top budget (or a grid that is not sampled
+    per budget) still gives a test set. At least one budget always stays for training.
     """
     counts = np.bincount(labels)
-    eligible = np.flatnonzero(counts >= min_points)
-    if eligible.size < 2:
+    first, held = counts.size, 0
+    while held < min_points and first > 1:
+        first -= 1
+        held += int(counts[first])
+    if held < min_points:
         raise ConfigError(
-            "leave-largest-budget-out needs two compute budgets with "
-            f"≥ {min_points} points each; found budget sizes {counts.tolist()}"
+            f"leave-largest-budget-out needs ≥ {min_points} points above the smallest budget; "
+            f"found budget sizes {counts.tolist()}"
         )
-    return labels >= eligible[-1]
+    return labels >= first
