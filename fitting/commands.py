@@ -1,0 +1,296 @@
+"""``slscale fit approach3|approach2|approach1|metric``: fit a law, print it, save its JSON.
+
+Rows come from a CSV file (``--csv``, columns named by ``--params-col`` and friends) or from
+the results store (``--workdir``/``--store``: the runs frame for final losses, the metrics
+frame for training curves, the evals frame for scores), filtered by repeatable
+``--where KEY=VALUE``. The JSON written by ``--json`` is a FitResult.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from typing import Any
+
+import numpy as np
+
+from slscale.errors import ConfigError
+from slscale.fitting import sources
+from slscale.fitting.approach1 import EnvelopeFit
+from slscale.fitting.approach2 import IsoFlopFit, SamplingWarning
+from slscale.fitting.approach3 import ParametricLossFit
+from slscale.fitting.metric import MetricPowerLaw
+from slscale.fitting.report import format_result
+from slscale.fitting.results import FitResult
+from slscale.fitting.sources import Table
+
+METHODS = {
+    "approach3": "L(N, D) = E + A/N^alpha + B/D^beta (Huber, 4,500 starts, bootstrap CIs)",
+    "approach2": "IsoFLOP parabolas per budget -> N_opt, D_opt power laws",
+    "approach1": "minimum-loss envelope of training curves -> N_opt, D_opt power laws",
+    "metric": "Q(C) = a*C^b on the best run per budget (or the envelope)",
+}
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``slscale fit <method>``."""
+    fit = sub.add_parser(
+        "fit", help="fit scaling laws to runs (Chinchilla approaches 1-3, metrics)"
+    )
+    methods = fit.add_subparsers(dest="fit_method", required=True, metavar="METHOD")
+    for name, text in METHODS.items():
+        parser = methods.add_parser(name, help=text, description=text)
+        _arguments(parser, name)
+        parser.set_defaults(func=cmd_fit, fit_method=name)
+
+
+def _arguments(p: argparse.ArgumentParser, method: str) -> None:
+    src = p.add_argument_group("rows")
+    src.add_argument("--csv", help="read rows from this CSV file instead of the store")
+    src.add_argument("--workdir", help="the study's folder (its store: <workdir>/results.db)")
+    src.add_argument("--store", help="store path or URL (default: $SLSCALE_STORE or the workdir's)")
+    src.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keep rows whose column KEY equals VALUE (repeatable)",
+    )
+    cols = p.add_argument_group("columns")
+    cols.add_argument("--params-col", default="n_params", help="N (default n_params)")
+    cols.add_argument("--tokens-col", help="D (default tokens; store: the run summary's tokens)")
+    cols.add_argument(
+        "--flops-col", help="C (default flops; store: flops_6nd); D = C/(6N) when only C is given"
+    )
+    cols.add_argument("--loss-col", default="loss", help="loss column or metric name (loss)")
+    cols.add_argument("--budget-col", help="compute-budget labels (default: grouped FLOPs)")
+    cols.add_argument("--run-col", default="run_id", help="run id column (approach1)")
+    if method == "metric":
+        cols.add_argument("--metric-col", default="value", help="score column (value)")
+        cols.add_argument("--benchmark", help="store: benchmark to fit (e.g. sSC)")
+        cols.add_argument("--variant", help="store: benchmark variant")
+        p.add_argument(
+            "--selection",
+            choices=("best_per_budget", "envelope"),
+            default="best_per_budget",
+            help="best run per budget (SIMS) or the envelope of all checkpoints (Cuervo & Marxer)",
+        )
+        p.add_argument("--lower-is-better", action="store_true", help="the score is a loss")
+    if method == "approach3":
+        p.add_argument("--huber-delta", type=float, default=1e-3, help="Huber δ (1e-3)")
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=4000 if method == "approach3" else 1000,
+        metavar="N",
+        help="bootstrap resamples (0: none)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    p.add_argument("--confidence", type=float, default=0.95, help="interval coverage (0.95)")
+    p.add_argument("--label", default="", help="name of this fit in tables and legends")
+    p.add_argument("--json", metavar="OUT", help="write the FitResult JSON here")
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    """Load rows, fit, print a table and write the JSON."""
+    table, store = _load(args)
+    result, notes = _FITS[args.fit_method](args, table, store)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(format_result(result))
+    if args.json:
+        print(f"wrote {result.save(args.json)}")
+    return 0
+
+
+def _load(args: argparse.Namespace) -> tuple[Table, str | None]:
+    if args.csv and (args.workdir or args.store):
+        raise ConfigError("give either --csv FILE or a store (--workdir/--store), not both")
+    if args.csv:
+        return sources.where(sources.read_csv(args.csv), args.where), None
+    if not (args.workdir or args.store or os.environ.get("SLSCALE_STORE")):
+        raise ConfigError("no rows to fit: pass --csv FILE, or --workdir DIR / --store URL")
+    from slscale.store import resolve_store_target
+
+    target = resolve_store_target(args.store, args.workdir)
+    return sources.where(sources.store_runs(target), args.where), target
+
+
+def _common(args: argparse.Namespace) -> dict[str, Any]:
+    return {"n_bootstrap": args.bootstrap, "confidence": args.confidence, "random_state": args.seed}
+
+
+def _final_losses(args: argparse.Namespace, table: Table, store: str | None) -> tuple[Any, ...]:
+    """N, D, L, C, budget, conventions, notes for approaches 2 and 3."""
+    tokens_col = args.tokens_col or _store_tokens(table, store)
+    flops_col = args.flops_col or ("flops_6nd" if store else "flops")
+    needed = [args.params_col, args.loss_col, tokens_col, flops_col, args.budget_col or ""]
+    table, notes = sources.drop_missing(table, [c for c in needed if c], "rows")
+    n = sources.column(table, args.params_col, "--params-col")
+    loss = sources.column(table, args.loss_col, "--loss-col")
+    flops = (
+        sources.column(table, flops_col, "--flops-col") if sources.has(table, flops_col) else None
+    )
+    if sources.has(table, tokens_col):
+        tokens, tokens_from = (
+            sources.column(table, tokens_col, "--tokens-col"),
+            f"column '{tokens_col}'",
+        )
+    elif flops is not None:
+        tokens, tokens_from = flops / (6.0 * n), f"C/(6N) from column '{flops_col}'"
+    else:
+        raise ConfigError(
+            f"{table.source}: no tokens column {tokens_col!r} and no FLOPs column "
+            f"{flops_col!r}; name one with --tokens-col or --flops-col"
+        )
+    budget = sources.column(table, args.budget_col, "--budget-col") if args.budget_col else None
+    conventions = sources.conventions_for(
+        args.params_col, flops_col if flops is not None else None, tokens_from
+    )
+    conventions.update(loss=f"column '{args.loss_col}'", source=table.source)
+    return n, tokens, loss, flops, budget, conventions, notes
+
+
+def _store_tokens(table: Table, store: str | None) -> str:
+    return "summary.tokens" if store and sources.has(table, "summary.tokens") else "tokens"
+
+
+def _approach3(
+    args: argparse.Namespace, table: Table, store: str | None
+) -> tuple[FitResult, list[str]]:
+    n, d, y, c, budget, conventions, notes = _final_losses(args, table, store)
+    fit = ParametricLossFit(huber_delta=args.huber_delta, **_common(args))
+    fit.fit(n, d, y, flops=c, budget=budget, conventions=conventions, label=args.label)
+    return fit.result_, notes
+
+
+def _approach2(
+    args: argparse.Namespace, table: Table, store: str | None
+) -> tuple[FitResult, list[str]]:
+    n, d, y, c, budget, conventions, notes = _final_losses(args, table, store)
+    fit = IsoFlopFit(**_common(args))
+    with warnings.catch_warnings():  # printed with the result's table instead
+        warnings.simplefilter("ignore", SamplingWarning)
+        fit.fit(n, d, y, flops=c, budget=budget, conventions=conventions, label=args.label)
+    return fit.result_, notes
+
+
+def _approach1(
+    args: argparse.Namespace, table: Table, store: str | None
+) -> tuple[FitResult, list[str]]:
+    if store is not None:
+        table = sources.store_curves(store, table, args.loss_col, args.params_col)
+        run_col, params_col, loss_col, flops_col, tokens_col = (
+            "run_id",
+            "n_params",
+            "loss",
+            "flops",
+            "tokens",
+        )
+    else:
+        run_col, params_col, loss_col = args.run_col, args.params_col, args.loss_col
+        flops_col, tokens_col = args.flops_col or "flops", args.tokens_col or "tokens"
+    table, notes = sources.drop_missing(table, [run_col, params_col, loss_col], "rows")
+    n = sources.column(table, params_col, "--params-col")
+    tokens = (
+        sources.column(table, tokens_col, "--tokens-col")
+        if sources.has(table, tokens_col)
+        else None
+    )
+    flops_from: str | None = flops_col
+    if sources.has(table, flops_col):
+        flops = sources.column(table, flops_col, "--flops-col")
+    elif tokens is not None:
+        flops, flops_from = 6.0 * n * tokens, None
+    else:
+        raise ConfigError(
+            f"{table.source}: approach1 needs a FLOPs ({flops_col!r}) or tokens "
+            f"({tokens_col!r}) column per logged point"
+        )
+    if run_col not in table.frame.columns:
+        raise ConfigError(f"--run-col {run_col!r}: no such column in {table.source}")
+    conventions = sources.conventions_for(args.params_col, flops_from, "tokens seen so far")
+    conventions.update(loss=f"'{args.loss_col}' along training", source=table.source)
+    fit = EnvelopeFit(**_common(args))
+    fit.fit(
+        table.frame[run_col],
+        n,
+        flops,
+        sources.column(table, loss_col, "--loss-col"),
+        tokens=tokens,
+        conventions=conventions,
+        label=args.label,
+    )
+    return fit.result_, notes
+
+
+def _metric(
+    args: argparse.Namespace, table: Table, store: str | None
+) -> tuple[FitResult, list[str]]:
+    notes: list[str] = []
+    budget = None
+    if store is not None:
+        flops, value, run_id, conventions = _store_scores(args, table, store)
+    else:
+        flops_col = args.flops_col or "flops"
+        table, notes = sources.drop_missing(table, [flops_col, args.metric_col], "rows")
+        flops = sources.column(table, flops_col, "--flops-col")
+        value = sources.column(table, args.metric_col, "--metric-col")
+        has_runs = sources.has(table, args.run_col)
+        run_id = table.frame[args.run_col].to_numpy() if has_runs else None
+        if args.budget_col:
+            budget = sources.column(table, args.budget_col, "--budget-col")
+        conventions = {
+            "flops": f"column '{flops_col}'",
+            "metric": f"column '{args.metric_col}'",
+            "source": table.source,
+        }
+    fit = MetricPowerLaw(
+        method=args.selection, higher_is_better=not args.lower_is_better, **_common(args)
+    )
+    fit.fit(flops, value, budget=budget, run_id=run_id, conventions=conventions, label=args.label)
+    return fit.result_, notes
+
+
+def _store_scores(args: argparse.Namespace, runs: Table, store: str) -> tuple[Any, ...]:
+    """Scores of one benchmark: each run's last evaluation (best_per_budget) or every one."""
+    if not args.benchmark:
+        raise ConfigError("fitting a metric from the store needs --benchmark (e.g. sSC)")
+    evals = sources.store_evals(store, runs, args.benchmark, args.variant).frame
+    by_run = runs.frame.set_index("run_id")
+    if args.selection == "best_per_budget":
+        flops_col = args.flops_col or "flops_6nd"
+        evals = evals.sort_values("step").groupby("run_id").tail(1)
+        flops = evals["run_id"].map(by_run[flops_col])
+        compute = f"the run's '{flops_col}'"
+    else:
+        missing = evals[evals["tokens"].isna()]
+        if not missing.empty:
+            row = missing.iloc[0]
+            raise ConfigError(
+                f"run {row['run_id']} step {row['step']}: no tokens logged at that step, so its "
+                "compute is unknown; log training metrics at evaluation steps"
+            )
+        flops = 6.0 * evals["run_id"].map(by_run[args.params_col]) * evals["tokens"]
+        compute = f"6 * '{args.params_col}' * tokens at the evaluated step"
+    conventions = {
+        "flops": compute,
+        "metric": f"{args.benchmark} {args.variant or ''}".strip(),
+        "source": f"store {store}",
+    }
+    return (
+        np.asarray(flops, float),
+        np.asarray(evals["value"], float),
+        evals["run_id"].to_numpy(),
+        conventions,
+    )
+
+
+_FITS = {
+    "approach3": _approach3,
+    "approach2": _approach2,
+    "approach1": _approach1,
+    "metric": _metric,
+}
