@@ -238,19 +238,3 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     for run_id in sorted(set(targets) - set(done)):
         print(f"not cancelled {run_id}: already {known[run_id]}", file=sys.stderr)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m slscale.sweep.sweep_commands ...``: these commands without the full CLI."""
-    parser = argparse.ArgumentParser(prog="slscale")
-    add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except SlscaleError as exc:
-        print(f"slscale: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

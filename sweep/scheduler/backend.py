@@ -1,7 +1,8 @@
 """The Ray backend of the scheduler: submit / wait / cancel run attempts.
 
 A run that is one process is a Ray task with ``max_calls=1``, so every attempt gets a fresh
-process (DeepSpeed's process group can be initialised once per process). A run of several
+process (DeepSpeed's process group can be initialised once per process); the process is named
+``ray::slscale-run:<run id>`` (``ps``, ``ray list tasks``). A run of several
 processes (several GPUs, or ``--workers-per-run`` on CPUs) is a Ray Train worker group
 (``TorchTrainer``) whose workers call the trainer's worker function; its controller runs in
 a small task of its own, so that many group runs can go at once. Ray does the placement and

@@ -45,6 +45,9 @@ class TrainerRun:
     """Turns a RunSpec and runtime settings into a TrainJob."""
     runtime: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """TrainConfig runtime fields for every run (checkpoint_every_steps, zero_stage, ...)."""
+    checkpoints_per_run: int = 20
+    """Unless ``runtime`` sets ``checkpoint_every_steps``: checkpoint this many times over a
+    run, so a lost process costs at most 1/20 of the run."""
 
     def __call__(
         self, spec: dict[str, Any], run_id: str, workdir: str, store_url: str, attempt: int
@@ -53,7 +56,9 @@ class TrainerRun:
 
     def worker_fn(self, config: Mapping[str, Any]) -> None:
         """Ray Train's per-worker loop (config keys: spec, run_id, workdir, store_url)."""
-        runtime = {"num_workers": int(os.environ.get("WORLD_SIZE", "1"))}
+        from ray import train
+
+        runtime = {"num_workers": train.get_context().get_world_size()}
         self._train(
             config["spec"], config["run_id"], config["workdir"], config["store_url"], runtime
         )
@@ -69,13 +74,14 @@ class TrainerRun:
         from slscale.models.train import train_worker
         from slscale.models.train.report import read_result, summary_of
 
-        job = self.job_builder(
-            spec_from_dict(spec),
-            run_id=run_id,
-            workdir=workdir,
-            store=store_url,
-            **{**self.runtime, **runtime},
-        )
+        done = Path(workdir, "runs", run_id, RESULT_FILE)
+        if done.exists() and json.loads(done.read_text()).get("state") == RunState.SUCCEEDED:
+            return summary_of(read_result(done.parent))  # finished before its driver died
+        run = spec_from_dict(spec)
+        steps = math.ceil(run.tokens / run.recipe.tokens_per_step)
+        every = max(1, steps // max(1, self.checkpoints_per_run))
+        settings = {"checkpoint_every_steps": every, **self.runtime, **runtime}
+        job = self.job_builder(run, run_id=run_id, workdir=workdir, store=store_url, **settings)
         result = train_worker(job)
         if result.state == RunState.PREEMPTED:
             raise Preempted(result.error or "stopped by a signal")

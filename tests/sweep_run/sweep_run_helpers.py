@@ -120,7 +120,7 @@ def cli_driver(
     command = [
         sys.executable,
         "-m",
-        "slscale.sweep.sweep_commands",
+        "slscale.cli",
         "sweep",
         "launch",
         str(grid_path),

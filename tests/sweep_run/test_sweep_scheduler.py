@@ -19,11 +19,11 @@ from sweep_run_helpers import (
     write_grid,
 )
 
+from slscale.cli import main as slscale_cli
 from slscale.identity import run_id
 from slscale.spec import RunState, spec_to_dict
 from slscale.store import open_store
 from slscale.sweep.scheduler.runners import SyntheticRun
-from slscale.sweep.sweep_commands import main as sweep_cli
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -63,7 +63,7 @@ def test_errors_are_retried_then_failed_and_config_errors_fail_at_once(
     assert [runs[ids[s]].state for s in (0, 3)] == [RunState.SUCCEEDED] * 2
 
     capsys.readouterr()
-    assert sweep_cli(["sweep", "status", "--workdir", str(tmp_path / "w")]) == 0
+    assert slscale_cli(["sweep", "status", "--workdir", str(tmp_path / "w")]) == 0
     status = capsys.readouterr().out
     line = next(line for line in status.splitlines() if line.startswith(ids[1]))
     assert "FAILED" in line and "RuntimeError: synthetic failure" in line
@@ -118,7 +118,7 @@ def test_cancel_stops_a_running_run_and_the_others_finish(ray_address, tmp_path)
     def cancel_when_running():
         wait_for(lambda: executions(workdir, victim), 60, "the run to start")
         wait_for(lambda: len(curve(workdir, victim)) >= 3, 60, "step 3")
-        assert sweep_cli(["sweep", "cancel", "--workdir", str(workdir), victim]) == 0
+        assert slscale_cli(["sweep", "cancel", "--workdir", str(workdir), victim]) == 0
 
     canceller = threading.Thread(target=cancel_when_running)
     canceller.start()
@@ -158,7 +158,7 @@ def test_a_relaunch_runs_only_new_cells_and_touches_no_finished_run(ray_address,
 def test_dry_run_changes_nothing(tmp_path, capsys):
     grid = write_grid(tmp_path / "grid.yaml", seeds=[0, 1], steps=[4])
     workdir = tmp_path / "w"
-    assert sweep_cli(["sweep", "launch", str(grid), "--workdir", str(workdir), "--dry-run"]) == 0
+    assert slscale_cli(["sweep", "launch", str(grid), "--workdir", str(workdir), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("dry run: 2 run, 0 resume, 0 retry, 0 skip")
     assert not (workdir / "results.db").exists()
