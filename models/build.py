@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 
@@ -155,16 +157,34 @@ def _resolve_init(init: str) -> str:
 def _load_pretrained(init: str, source: str) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    # Offline, the hub client retries for about a minute before failing: look in the local
+    # cache only, at once, when the hub cannot be reached.
+    offline = not Path(source).exists() and not _hub_reachable()
     try:
-        tok = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source)
+        tok = AutoTokenizer.from_pretrained(source, local_files_only=offline)
+        model = AutoModelForCausalLM.from_pretrained(source, local_files_only=offline)
     except (OSError, ValueError) as exc:
+        where = "the hub is unreachable and it is not cached" if offline else type(exc).__name__
         raise SlscaleError(
-            f"init {init!r}: cannot load it ({type(exc).__name__}); a hub name needs network "
-            f"access: download it first (huggingface-cli download {init} --local-dir DIR) "
-            "and set init to DIR"
+            f"init {init!r}: cannot load it ({where}); a hub name needs network access: "
+            f"download it first (huggingface-cli download {init} --local-dir DIR) and set "
+            "init to DIR"
         ) from None
     return model, tok
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the Hugging Face hub endpoint accepts a TCP connection (and offline mode is off)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
 
 
 def _grow_embeddings(model: Any, vocab: SpeechTextVocab, seed: int) -> None:

@@ -53,7 +53,7 @@ def _add_pretrain(commands: Any) -> None:
         help="a preset (mini-25k … mini-400k) or a non-embedding size like '200k'",
     )
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
-    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--context-length", type=int, default=128)
     p.add_argument("--lr", type=float, default=3e-3)

@@ -2,8 +2,11 @@
 
 A plain PyTorch loop (AdamW, linear warm-up then cosine decay) over packed text documents
 (``<bos>`` + words, from the same packer the runs use); the result is saved with
-``save_pretrained`` (model + tokenizer) and loads as ``RunSpec.init``. The defaults train a
-~100k-parameter model in about a minute on two CPU cores.
+``save_pretrained`` (model + tokenizer) and loads as ``RunSpec.init``. The defaults (mini-100k,
+1000 steps of 16 × 128 tokens: 2M tokens) take about a minute on one CPU thread and give a
+TextLM that has learned the world's topics and causes (tSC-like text accuracy 1.0, sSC-like
+0.74 on a 200k-word world: the effect verb, not yet the object); 2000 steps of mini-200k reach
+1.0 on both.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from slscale.models.data.streams import PrefixedDocs
 class PretrainSettings:
     """Optimisation of the TextLM pretraining."""
 
-    steps: int = 300
+    steps: int = 1000
     """Optimizer steps."""
     batch_size: int = 16
     """Sequences per step."""
