@@ -10,7 +10,10 @@ from the targets by at most one document's tokens, whatever the documents' lengt
 Packing: documents are laid end to end in rows of ``context_length``; a document that does not
 fit continues in the next row. The first token of each document has label -100 (its
 prediction would cross a document boundary) and positions restart at 0 at each document and
-each row. Rows are padded (pad id, label -100) only when a one-pass source runs out.
+each row. Rows are padded (pad id, label -100) only when a one-pass source runs out. The
+source does not build an attention mask: with flash-attention's packed-sequence path the
+restarting positions keep documents apart; with eager/SDPA attention a document can attend to
+the previous one in its row (the usual packing trade-off; only the loss is masked).
 
 Each source visits its documents in a permutation seeded by ``(seed, source, epoch)``, taking
 every ``num_shards``-th one from ``shard`` for data-parallel workers. ``state_dict`` holds the
@@ -107,6 +110,7 @@ class MixedBatchSource:
             "pending": self._pending.tolist(),
             "pending_key": self._pending_key,
             "unit_tokens": self._unit_tokens,
+            "shard": [self._shard, self._num_shards],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -114,6 +118,12 @@ class MixedBatchSource:
             raise ConfigError(
                 f"data state has sources {sorted(state['counts'])}, this run has "
                 f"{sorted(self._counts)}: the data mix changed since it was saved"
+            )
+        if list(state["shard"]) != [self._shard, self._num_shards]:
+            raise ConfigError(
+                f"data state was saved by shard {state['shard'][0]} of {state['shard'][1]}, "
+                f"this is shard {self._shard} of {self._num_shards}: resume with the same "
+                "number of data-parallel workers"
             )
         self._counts = {k: int(v) for k, v in state["counts"].items()}
         self._cursors = {k: [int(e), int(p)] for k, (e, p) in state["cursors"].items()}

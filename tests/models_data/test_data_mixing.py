@@ -103,6 +103,9 @@ def test_resume_gives_identical_batches():
     other = _source({"text": 1.0})
     with pytest.raises(ConfigError, match="the data mix changed"):
         other.load_state_dict(state)
+    sharded = _source({"text": 0.3, "interleaved": 0.4, "speech": 0.3}, shard=1, num_shards=2)
+    with pytest.raises(ConfigError, match="resume with the same number of data-parallel"):
+        sharded.load_state_dict(state)
 
 
 def test_epochs_reshuffle_and_shards_are_disjoint():
