@@ -34,6 +34,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     _store_arguments(cancel)
     cancel.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="runs to cancel")
     cancel.set_defaults(func=cmd_cancel)
+    _tune_parser(sub)
 
 
 def _store_arguments(parser: argparse.ArgumentParser) -> None:
@@ -109,6 +110,51 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
         help="keyword arguments of --run-fn when it names a class or factory",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _tune_parser(sub: Any) -> None:
+    p = sub.add_parser("tune", help="LR search per size (Optuna TPE) and a fitted lr = c*N^k rule")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--grid", help="tune the sizes of this grid (YAML, shipped name, mod:fn)")
+    what.add_argument("--size", nargs="+", help="tune these sizes (presets or targets: 85M)")
+    p.add_argument("--family", default="llama", help="family of --size runs (default llama)")
+    p.add_argument("--modality", help="modality of --size runs (default textless); filters --grid")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a spec field of every trial (dotted: recipe.context_length=128)",
+    )
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--tokens", type=float, help="token budget of every trial")
+    budget.add_argument(
+        "--tokens-per-param",
+        type=float,
+        help="token budget of a trial as a multiple of its size's N",
+    )
+    p.add_argument("--trials", type=int, required=True, help="trials per size")
+    p.add_argument("--parallel", type=int, default=2, help="trials per size at once (default 2)")
+    p.add_argument("--lr-range", type=float, nargs=2, default=(1e-4, 3e-2), metavar=("LO", "HI"))
+    p.add_argument(
+        "--warmup-range",
+        type=float,
+        nargs=2,
+        metavar=("LO", "HI"),
+        help="also search the warm-up fraction in this range",
+    )
+    p.add_argument("--seed", type=int, default=0, help="sampler seed")
+    p.add_argument(
+        "--n-kind",
+        choices=("n_params_non_embedding", "n_params"),
+        default="n_params_non_embedding",
+        help="which N the rule uses",
+    )
+    p.add_argument("--out", required=True, help="where to write the rule (.json or .yaml)")
+    p.add_argument("--workdir", required=True, help="study folder (runs/, results.db)")
+    p.add_argument("--store", help="store path or URL (default: <workdir>/results.db)")
+    add_cluster_arguments(p)
+    p.set_defaults(func=cmd_tune)
 
 
 def launch_options(args: argparse.Namespace) -> Any:
@@ -238,3 +284,77 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     for run_id in sorted(set(targets) - set(done)):
         print(f"not cancelled {run_id}: already {known[run_id]}", file=sys.stderr)
     return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from slscale.sweep import plan as plan_mod
+    from slscale.sweep import tune as tune_mod
+    from slscale.sweep.scheduler.progress import ConsoleReporter
+
+    settings = tune_mod.TuneSettings(
+        trials=args.trials,
+        parallel=args.parallel,
+        seed=args.seed,
+        space=tune_mod.SearchSpace(
+            lr_low=args.lr_range[0],
+            lr_high=args.lr_range[1],
+            warmup_low=args.warmup_range[0] if args.warmup_range else None,
+            warmup_high=args.warmup_range[1] if args.warmup_range else None,
+        ),
+    )
+    bases = tune_mod.bases_from_specs(_tune_specs(args), _budget(args))
+    search = tune_mod.Search(bases, settings, launch_options(args))
+    reporter = ConsoleReporter(quiet=args.quiet)
+    try:
+        search.run(run_fn=run_function(args), reporter=reporter)
+    finally:
+        reporter.close()
+    results = search.results(lambda spec: plan_mod.param_counts(tune_mod.spec_fields(spec)))
+    for r in results:
+        print(
+            f"{r.size}: best lr {r.lr:.3g} (warm-up {r.warmup_fraction:.3g}), loss "
+            f"{r.value:.4f} after {r.trials} trials [{r.run_id}]"
+        )
+    rule = tune_mod.fit_lr_rule(results, args.n_kind)
+    rule.save(args.out)
+    print(f"lr = {rule.c:.4g} * N^{rule.k:.4f} (N = {rule.n_kind}) written to {args.out}")
+    return 0
+
+
+def _tune_specs(args: argparse.Namespace) -> list[Any]:
+    from slscale.sweep import plan as plan_mod
+    from slscale.sweep import tune as tune_mod
+    from slscale.sweep.grid import expand
+    from slscale.sweep.io import load_grid
+
+    if args.grid:
+        specs = expand(load_grid(args.grid), plan_mod.param_counts)
+        if args.modality:
+            specs = [s for s in specs if str(s.modality) == args.modality]
+        if args.set:
+            specs = [tune_mod.with_overrides(s, args.set) for s in specs]
+        if not specs:
+            raise SlscaleError(f"grid {args.grid!r} has no {args.modality} runs to tune")
+        return specs
+    if args.tokens is None and args.tokens_per_param is None:
+        raise SlscaleError("tune --size needs a budget: --tokens or --tokens-per-param")
+    return [
+        tune_mod.size_spec(size, args.family, args.modality or "textless", args.set)
+        for size in args.size
+    ]
+
+
+def _budget(args: argparse.Namespace) -> Any:
+    from slscale.sweep import plan as plan_mod
+    from slscale.sweep import tune as tune_mod
+
+    if args.tokens is not None:
+        return lambda spec: tune_mod.whole_steps(spec, args.tokens)
+    if args.tokens_per_param is not None:
+
+        def budget(spec: Any) -> int:
+            n = plan_mod.param_counts(tune_mod.spec_fields(spec))["n_params"]
+            return tune_mod.whole_steps(spec, args.tokens_per_param * n)
+
+        return budget
+    return None

@@ -92,20 +92,20 @@ class TrainerRun:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class MarkovJob:
-    """A job builder for miniature runs: the spec's architecture (``arch``) trained from
-    scratch on the trainer's synthetic Markov token language (no corpus needed)."""
+    """A job builder for miniature runs: the spec's architecture (``arch``, or its ``size``
+    resolved by the family) trained from scratch on the trainer's synthetic Markov token
+    language over the architecture's base vocabulary (no corpus or tokenizer needed)."""
 
     successors: int = 3
     """Branching of the Markov chain (its entropy sets the loss floor)."""
 
     def __call__(self, spec: RunSpec, **runtime: Any) -> Any:
+        from slscale.models.families import resolve_architecture
         from slscale.models.train import TrainConfig, TrainJob
         from slscale.models.train.token_source import MarkovSourceConfig
         from slscale.models.train.toy import MarkovData, ToyModel
 
-        if spec.arch is None:
-            raise ConfigError(f"field 'size' = {spec.size!r}: MarkovJob needs an explicit 'arch'")
-        a = spec.arch
+        a = spec.arch or resolve_architecture(spec.family, str(spec.size))
         model = ToyModel(
             family=spec.family,
             num_layers=a.num_layers,
@@ -153,6 +153,9 @@ class SyntheticRun:
     """Runs whose spec seed is listed raise ConfigError at once."""
     store: bool = True
     """Log metrics to the store (off: files only, to time the scheduler alone)."""
+    lr_optimum: tuple[float, float] | None = None
+    """``(c, k)``: the loss gains ``0.5·(ln lr − ln(c·N^k))²`` (N: non-embedding parameters
+    of the spec), a learning-rate response with a known optimum, to test LR searches."""
 
     def __call__(
         self, spec: dict[str, Any], run_id: str, workdir: str, store_url: str, attempt: int
@@ -169,13 +172,14 @@ class SyntheticRun:
         per_step = self.tokens_per_step or run.recipe.tokens_per_step
         total = math.ceil(run.tokens / per_step)
         step, x = _load_checkpoint(run_dir)
-        loss = _loss(step, x)
+        penalty = self._lr_penalty(spec, run)
+        loss = _loss(step, x) + penalty
         store = _open(store_url) if self.store else None
         try:
             while step < total:
                 x = 0.9 * x + random.Random(f"{run_id}:{step}").gauss(0.0, 1.0)
                 step += 1
-                loss = _loss(step, x)
+                loss = _loss(step, x) + penalty
                 self._log(store, run_id, step, min(step * per_step, run.tokens), loss, attempt)
                 if run.seed in self.fail_seeds:
                     raise RuntimeError(f"synthetic failure of run {run_id} at step {step}")
@@ -191,6 +195,15 @@ class SyntheticRun:
         summary = {"loss": loss, "tokens": run.tokens, "steps": total}
         _write_json(done, summary)
         return summary
+
+    def _lr_penalty(self, spec: dict[str, Any], run: RunSpec) -> float:
+        if self.lr_optimum is None:
+            return 0.0
+        from slscale.sweep.plan import param_counts
+
+        c, k = self.lr_optimum
+        n = param_counts(spec)["n_params_non_embedding"]
+        return 0.5 * (math.log(run.recipe.lr) - math.log(c * n**k)) ** 2
 
     def _log(
         self, store: Any, run_id: str, step: int, tokens: int, loss: float, attempt: int
