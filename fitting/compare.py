@@ -66,7 +66,7 @@ def compare_arms(
         compute_multiplier=reach[1] if reach else None,
         allocation=_allocation(pairs, flops, labels) if first.law != METRIC else None,
         confidence=first.confidence,
-        notes=tuple(notes + (pairs.notes())),
+        notes=(*notes, *pairs.notes()),
     )
 
 

@@ -253,4 +253,5 @@ class ArmComparison:
     """How the comparison was made and its caveats."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _plain(dataclasses.asdict(self)[f.name]) for f in dataclasses.fields(self)}
+        """A JSON-ready dict (estimates as {value, ci})."""
+        return {k: _plain(v) for k, v in dataclasses.asdict(self).items()}

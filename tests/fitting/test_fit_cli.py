@@ -20,6 +20,11 @@ ISOFLOPS = str(DATA / "isoflops_open_athena.csv")
 OLMO = str(DATA / "olmo_ladder_curves.csv")
 
 
+@pytest.fixture(autouse=True)
+def _no_store_from_the_environment(monkeypatch):
+    monkeypatch.delenv("SLSCALE_STORE", raising=False)
+
+
 def test_approach3_from_csv(run_cli, tmp_path, capsys):
     out = tmp_path / "a3.json"
     code = run_cli(
@@ -170,15 +175,13 @@ def test_approach1_and_metric_from_csv(run_cli, tmp_path, capsys):
         ),
     ],
 )
-def test_errors_are_one_line(run_cli, argv, message, capsys, monkeypatch):
-    monkeypatch.delenv("SLSCALE_STORE", raising=False)
+def test_errors_are_one_line(run_cli, argv, message, capsys):
     assert run_cli(["fit", *argv, "--bootstrap", "0"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("slscale: error: ") and message in err and err.count("\n") == 1
 
 
-def test_no_source_is_an_error(run_cli, capsys, monkeypatch):
-    monkeypatch.delenv("SLSCALE_STORE", raising=False)
+def test_no_source_is_an_error(run_cli, capsys):
     assert run_cli(["fit", "metric"]) == 2
     assert "pass --csv FILE, or --workdir DIR" in capsys.readouterr().err
 
