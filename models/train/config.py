@@ -24,8 +24,11 @@ ModelFactory = Callable[[], torch.nn.Module]
 """Builds the (seeded) model; called once per worker after the trainer seeds torch."""
 SourceFactory = Callable[[int, int], BatchSource]
 """(shard, num_shards) -> this worker's batch source."""
-ExportHook = Callable[[Path], None]
-"""Called on worker 0 with the exported model directory (to add tokenizer/vocabulary files)."""
+ValidationFactory = Callable[[int, int], "BatchSource | Mapping[str, BatchSource]"]
+"""(shard, num_shards) -> held-out batch source(s); named sources get their own val_loss.<name>."""
+ExportHook = Callable[[Path], "Mapping[str, Any] | None"]
+"""Called on worker 0 with the exported model directory (to add tokenizer/vocabulary files);
+what it returns is added to the directory's ``slscale_model.json`` record."""
 
 
 def _fail(field: str, value: object, hint: str) -> None:
@@ -131,7 +134,8 @@ class TrainJob:
     """Builds the model to train."""
     train_data: SourceFactory
     """Builds a worker's training batch source."""
-    validation_data: SourceFactory | None = None
-    """Builds a worker's held-out batch source (fresh for every evaluation)."""
+    validation_data: ValidationFactory | None = None
+    """Builds a worker's held-out batch source, or named sources (fresh for every
+    evaluation)."""
     on_export: ExportHook | None = None
     """Adds files (tokenizer, vocabulary) to the exported model directory."""

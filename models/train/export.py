@@ -48,7 +48,7 @@ def _write(
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)  # type: ignore[operator]
     if on_export is not None:
-        on_export(tmp)
+        record = {**(on_export(tmp) or {}), **record}
     (tmp / MODEL_RECORD).write_text(json.dumps(record, indent=1, sort_keys=True))
     if path.exists():
         shutil.rmtree(path)

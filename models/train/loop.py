@@ -10,6 +10,7 @@ into micro-batches and workers, and a short last step weighs its tokens like any
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +149,7 @@ class WorkerLoop:
                 f"run {self.cfg.run_id}: the batch source returned input_ids of shape "
                 f"{tuple(batch.input_ids.shape)}, asked for {(micro.num_sequences, micro.length)}"
             )
-        self.progress.add_stream_tokens(batch.tokens_by_stream)
+        self.progress.count(batch)
         return batch
 
     def _nll(self, batch: Batch) -> torch.Tensor:
@@ -174,11 +175,28 @@ class WorkerLoop:
 
     # -- validation ----------------------------------------------------------------------
 
-    def validation_loss(self) -> float | None:
-        """Token-mean NLL over ``eval_batches`` held-out micro-batches per worker."""
+    def validation_losses(self) -> dict[str, float]:
+        """``val_loss`` (token mean over every held-out batch) and, when the validation factory
+        returns named sources, ``val_loss.<name>`` for each; {} without validation data."""
         if self.job.validation_data is None:
-            return None
-        source = self.job.validation_data(self.info.rank, self.info.world_size)
+            return {}
+        made = self.job.validation_data(self.info.rank, self.info.world_size)
+        sources = dict(made) if isinstance(made, Mapping) else {"": made}
+        sums: list[float] = []
+        for name in sorted(sources):
+            sums += self._held_out_nll(sources[name])
+        totals = all_reduce_sum(sums, self.info)  # collective: [nll, count] per source
+        losses = {}
+        for k, name in enumerate(sorted(sources)):
+            if totals[2 * k + 1] > 0 and name:
+                losses[f"val_loss.{name}"] = totals[2 * k] / totals[2 * k + 1]
+        count = sum(totals[1::2])
+        if count > 0:
+            losses["val_loss"] = sum(totals[0::2]) / count
+        return losses
+
+    def _held_out_nll(self, source: BatchSource) -> list[float]:
+        """[summed NLL, labelled tokens] over ``eval_batches`` micro-batches of ``source``."""
         micro = self.budget.resolved_micro_batch_size
         nll, count = 0.0, 0
         self.engine.eval()
@@ -188,17 +206,16 @@ class WorkerLoop:
                 nll += float(self._nll(batch))
                 count += labelled_tokens(batch)
         self.engine.train()
-        total_nll, total_count = all_reduce_sum([nll, float(count)], self.info)
-        return total_nll / max(total_count, 1.0)
+        return [nll, float(count)]
 
-    def stream_tokens_global(self) -> dict[str, int]:
-        """Tokens per stream summed over workers."""
+    def token_counts_global(self) -> dict[str, int]:
+        """Token counts (per stream, per source, units) summed over workers."""
         if self.info.world_size == 1:
-            return dict(self.progress.stream_tokens)
+            return dict(sorted(self.progress.token_counts.items()))
         import torch.distributed
 
         gathered: list[dict[str, int] | None] = [None] * self.info.world_size
-        torch.distributed.all_gather_object(gathered, self.progress.stream_tokens)
+        torch.distributed.all_gather_object(gathered, self.progress.token_counts)
         total: dict[str, int] = {}
         for counts in gathered:
             for name, count in (counts or {}).items():

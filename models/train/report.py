@@ -2,8 +2,9 @@
 state, and a structured ``result.json`` (the run's record; nothing downstream parses logs).
 
 Metric names: loss (the step's), loss_smoothed (mean over the log interval), lr, grad_norm,
-tokens, tokens.<stream>, flops_6nd, flops_6nd_non_embedding, flops_exact, tokens_per_second,
-mfu, val_loss. Every row also carries the tokens seen and ``flops`` = 6·N_total·D (SIMS).
+tokens, tokens.<stream>, tokens.<stream>/<source>, tokens.units, flops_6nd,
+flops_6nd_non_embedding, flops_exact, tokens_per_second, mfu, val_loss, val_loss.<held-out
+set>. Every row also carries the tokens seen and ``flops`` = 6·N_total·D (SIMS).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from slscale.models.train.config import TrainJob
 from slscale.models.train.export import export_model
 from slscale.models.train.flops import mfu, peak_flops
 from slscale.models.train.loop import WorkerLoop, metric_rows
+from slscale.models.train.state import UNITS, split_counts
 from slscale.models.train.telemetry import StoreLink
 from slscale.spec import RunState, spec_to_dict
 from slscale.store.base import Metric
@@ -50,10 +52,10 @@ class RunReporter:
         else:
             self.peak, self.peak_source = peak_flops(loop.info.device, loop.precision)
         self.wall_start = time.time()
-        self.stream_tokens: dict[str, int] = {}
+        self.token_counts: dict[str, int] = {}
         self._interval_losses: list[float] = []
         self._interval_start = (0, 0.0)
-        self.val_loss: float | None = None
+        self.val_losses: dict[str, float] = {}
         self.model_dir: Path | None = None
 
     # -- during the run ------------------------------------------------------------------
@@ -80,7 +82,7 @@ class RunReporter:
         self._interval_losses.append(loss)
         if not log:
             return
-        self.stream_tokens = self.loop.stream_tokens_global()  # collective
+        self.token_counts = self.loop.token_counts_global()  # collective
         if self.main:
             self.link.log_metrics(self._training_rows(loss))
             self.link.flush()
@@ -111,7 +113,7 @@ class RunReporter:
             "flops_6nd_non_embedding": 6.0 * loop.n_params_non_embedding * tokens,
             "flops_exact": loop.flops_per_token * tokens,
         }
-        values.update({f"tokens.{k}": v for k, v in self.stream_tokens.items()})
+        values.update({f"tokens.{k}": v for k, v in self.token_counts.items()})
         return values
 
     def _mfu(self, tokens_per_second: float) -> float:
@@ -129,10 +131,10 @@ class RunReporter:
             values,
         )
 
-    def validation(self, val_loss: float | None) -> None:
-        self.val_loss = val_loss
-        if self.main and val_loss is not None:
-            self.link.log_metrics(self._rows({"val_loss": val_loss}))
+    def validation(self, losses: dict[str, float]) -> None:
+        self.val_losses = losses
+        if self.main and losses:
+            self.link.log_metrics(self._rows(dict(losses)))
             self.link.flush()
 
     def checkpoint_extra(self) -> dict[str, Any]:
@@ -168,6 +170,7 @@ class RunReporter:
 
     def result(self, state: RunState, error: str | None, val_loss: float | None) -> dict[str, Any]:
         loop, progress = self.loop, self.loop.progress
+        counts = split_counts(self.token_counts)
         seconds = progress.train_seconds
         rate = loop.tokens_done / seconds if seconds > 0 else None
         return {
@@ -179,7 +182,9 @@ class RunReporter:
             "n_params_non_embedding": loop.n_params_non_embedding,
             "tokens": loop.tokens_done,
             "tokens_budget": self.cfg.tokens,
-            "tokens_by_stream": self.stream_tokens,
+            "tokens_by_stream": counts["by_stream"],
+            "tokens_by_source": counts["by_source"],
+            "unit_tokens": counts["units"].get(UNITS, 0),
             "steps": progress.step,
             "total_steps": loop.budget.total_steps,
             "flops_6nd": 6.0 * loop.n_params * loop.tokens_done,
@@ -189,6 +194,7 @@ class RunReporter:
             "flops_exact_method": loop.flops_method,
             "loss": progress.last_loss,
             "val_loss": val_loss,
+            "val_losses": self.val_losses,
             "seconds": seconds,
             "wall_seconds_this_attempt": time.time() - self.wall_start,
             "tokens_per_second": rate,

@@ -13,6 +13,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from slscale.models.data.batching import Batch
+
+UNITS = "units"
+"""Key of the speech-unit token count in :attr:`Progress.token_counts`."""
+
 
 def rng_state() -> dict[str, Any]:
     """The state of every RNG the run may draw from."""
@@ -46,8 +51,9 @@ class Progress:
 
     step: int = 0
     """Optimizer steps completed."""
-    stream_tokens: dict[str, int] = dataclasses.field(default_factory=dict)
-    """Tokens this worker consumed, per stream."""
+    token_counts: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Tokens this worker consumed per stream ("speech"), per stream and source
+    ("speech/real") and, under "units", speech-unit tokens whatever their stream."""
     train_seconds: float = 0.0
     """Wall time spent in training steps (evaluation and checkpoints excluded)."""
     last_loss: float = float("nan")
@@ -55,9 +61,13 @@ class Progress:
     resumed_from: list[int] = dataclasses.field(default_factory=list)
     """Steps of the checkpoints this run was resumed from."""
 
-    def add_stream_tokens(self, counts: dict[str, int]) -> None:
+    def count(self, batch: Batch) -> None:
+        """Add a batch's tokens per stream, per source and of units."""
+        counts = {**batch.tokens_by_stream, **batch.tokens_by_source}
+        if batch.unit_tokens:
+            counts[UNITS] = batch.unit_tokens
         for name, count in counts.items():
-            self.stream_tokens[name] = self.stream_tokens.get(name, 0) + int(count)
+            self.token_counts[name] = self.token_counts.get(name, 0) + int(count)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -65,3 +75,12 @@ class Progress:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Progress:
         return cls(**data)
+
+
+def split_counts(counts: dict[str, int]) -> dict[str, dict[str, int]]:
+    """{"by_stream": ..., "by_source": ..., "units": {...}} of a token-count dict."""
+    return {
+        "by_stream": {k: v for k, v in counts.items() if "/" not in k and k != UNITS},
+        "by_source": {k: v for k, v in counts.items() if "/" in k},
+        "units": {k: v for k, v in counts.items() if k == UNITS},
+    }

@@ -112,7 +112,7 @@ class _Driver:
                 )
             self.reporter.step_done(loss, log=step % self.cfg.log_every_steps == 0 or step == total)
             if self.cfg.eval_every_steps and step % self.cfg.eval_every_steps == 0 and step < total:
-                self.reporter.validation(self.loop.validation_loss())
+                self.reporter.validation(self.loop.validation_losses())
             if stop:
                 self.loop.save_checkpoint(self.reporter.checkpoint_extra())
                 return RunState.PREEMPTED, f"stopped by a signal at step {step}; resumable"
@@ -124,8 +124,9 @@ class _Driver:
     def _finish(self, state: RunState, error: str | None) -> TrainResult:
         val_loss = None
         if state == RunState.SUCCEEDED:
-            val_loss = self.loop.validation_loss()
-            self.reporter.validation(val_loss)
+            losses = self.loop.validation_losses()
+            self.reporter.validation(losses)
+            val_loss = losses.get("val_loss")
             if self.cfg.export_model:
                 self.reporter.export_model()
         self.reporter.finish(state, error, val_loss)

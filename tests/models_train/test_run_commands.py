@@ -1,0 +1,177 @@
+"""``slscale train`` and ``slscale eval`` end to end on a generated miniature world: real data
+streams, vocabulary extension, the DeepSpeed trainer, the SQLite store, the evaluation."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from slscale.errors import SlscaleError
+from slscale.models import run_commands
+from slscale.spec import RunState
+from slscale.store import open_store
+
+RUN_YAML = """\
+family: llama
+size: mini-25k
+modality: {modality}
+units_only_vocab: {units_only}
+tokens: 9000
+mix: {mix}
+recipe: {{context_length: 64, global_batch_size: 16, lr: 0.003, lr_min: 0.0003}}
+"""
+TEXTLESS = {"modality": "textless", "units_only": "true", "mix": "{speech_share: 1.0}"}
+INTERLEAVED = {
+    "modality": "interleaved",
+    "units_only": "false",
+    "mix": "{text_share: 0.4, interleaved_share: 0.3, speech_share: 0.3}",
+}
+
+
+def cli(*argv: str) -> int:
+    """Run a ``train``/``eval`` command line as ``slscale`` does (errors -> exit 2)."""
+    parser = argparse.ArgumentParser(prog="slscale")
+    run_commands.add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(list(argv))
+    try:
+        return int(args.func(args))
+    except SlscaleError as exc:
+        print(f"slscale: error: {exc}")
+        return 2
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from slscale.models.world.generate import WorldConfig, generate_world
+
+    out = tmp_path_factory.mktemp("world")
+    generate_world(out, WorldConfig(words=20_000, eval_pairs=24))
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(dist: Any, world: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    workdir = tmp_path_factory.mktemp("study")
+    run_file = workdir / "run.yaml"
+    run_file.write_text(RUN_YAML.format(**INTERLEAVED))
+    status = cli(
+        "train",
+        str(run_file),
+        "--workdir",
+        str(workdir),
+        "--data",
+        str(world),
+        "--log-every",
+        "3",
+        "--micro-batch-size",
+        "8",
+    )
+    return workdir, status
+
+
+def test_train_runs_a_spec_on_real_streams(trained: Any) -> None:
+    workdir, status = trained
+    assert status == 0
+    (run_dir,) = (workdir / "runs").iterdir()
+    record = json.loads((run_dir / "result.json").read_text())
+    assert record["state"] == "SUCCEEDED"
+    assert record["tokens"] == 9000  # 8 full steps of 16 x 64 and one of 808 tokens
+    assert record["steps"] == 9
+    assert set(record["tokens_by_stream"]) == {"text", "interleaved", "speech"}
+    assert sum(record["tokens_by_stream"].values()) == 9000
+    assert set(record["val_losses"]) == {
+        "val_loss",
+        "val_loss.text",
+        "val_loss.interleaved",
+        "val_loss.speech",
+    }
+    assert record["spec"]["mix"]["text_share"] == 0.4
+    with open_store(workdir) as store:
+        runs = store.runs_frame()
+        assert list(runs["run_id"]) == [run_dir.name]
+        assert runs["state"].iloc[0] == str(RunState.SUCCEEDED)
+        assert runs["family"].iloc[0] == "llama" and runs["tokens"].iloc[0] == 9000
+    model = run_dir / "model"
+    assert {"slscale_vocab.json", "slscale_model.json", "config.json"} <= {
+        p.name for p in model.iterdir()
+    }
+
+
+def test_eval_scores_the_trained_model_into_the_store(trained: Any, world: Path) -> None:
+    workdir, _ = trained
+    (run_dir,) = (workdir / "runs").iterdir()
+    out = workdir / "scores.json"
+    status = cli(
+        "eval",
+        str(run_dir / "model"),
+        "--suite",
+        "sSC,sWUGGY,MS-tSC",
+        "--variants",
+        "S,T2S",
+        "--conventions",
+        "slamkit;cuervo-marxer",
+        "--workdir",
+        str(workdir),
+        "--out",
+        str(out),
+    )
+    assert status == 0
+    scores = json.loads(out.read_text())
+    # sSC: S and T2S; sWUGGY: S only (no prompt); MS-tSC: S and T2S — each under 2 conventions
+    assert len(scores) == 10
+    assert all(s["n_items"] == 24 and 0.0 <= s["accuracy"] <= 1.0 for s in scores)
+    with open_store(workdir) as store:
+        evals = store.evals_frame()
+    assert len(evals) == 10
+    assert set(evals["run_id"]) == {run_dir.name} and set(evals["step"]) == {9}
+    assert set(evals["benchmark"]) == {"sSC", "sWUGGY", "MS-tSC"}
+    assert set(evals["convention"]) == {
+        "nll=mean,span=sequence,softmax=full",
+        "nll=mean,span=continuation,softmax=full",
+    }
+
+
+def test_textless_units_only_run(dist: Any, world: Path, tmp_path: Path) -> None:
+    run_file = tmp_path / "run.yaml"
+    run_file.write_text(RUN_YAML.format(**TEXTLESS).replace("tokens: 9000", "tokens: 2048"))
+    assert cli("train", str(run_file), "--workdir", str(tmp_path), "--data", str(world)) == 0
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    record = json.loads((run_dir / "result.json").read_text())
+    assert record["tokens_by_stream"] == {"speech": 2048}
+    assert record["n_params"] - record["n_params_non_embedding"] == 502 * 32  # units-only rows
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("family: [unclosed", "not valid YAML"),
+        ("- a list", "expected a mapping"),
+        (
+            "family: llama\nsize: mini-25k\nmodality: textless\ntokens: 10\ncolour: red",
+            "unknown field 'colour'",
+        ),
+    ],
+)
+def test_bad_run_files_are_named(tmp_path: Path, capsys: Any, content: str, message: str) -> None:
+    run_file = tmp_path / "bad.yaml"
+    run_file.write_text(content)
+    assert cli("train", str(run_file), "--workdir", str(tmp_path), "--data", str(tmp_path)) == 2
+    out = capsys.readouterr().out
+    assert str(run_file) in out and message in out
+
+
+def test_missing_data_folder_is_named(world: Path, tmp_path: Path, capsys: Any) -> None:
+    run_file = tmp_path / "run.yaml"
+    run_file.write_text(RUN_YAML.format(**TEXTLESS))
+    missing = tmp_path / "nowhere"
+    assert cli("train", str(run_file), "--workdir", str(tmp_path), "--data", str(missing)) == 2
+    assert f"--data {missing}: no such folder" in capsys.readouterr().out
+
+
+def test_eval_without_a_record_needs_a_manifest_folder(tmp_path: Path, capsys: Any) -> None:
+    assert cli("eval", str(tmp_path), "--suite", "sSC") == 2
+    assert "pass --manifest-dir" in capsys.readouterr().out
