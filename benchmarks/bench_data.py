@@ -7,7 +7,7 @@
    PyTorch + AdamW on the same batch shape, single-threaded like a worker sharing the cores.
    The loader must be far faster than the step so it is never the bottleneck.
 2. Generation time of a world with 5M text words (plus 5M words of real and 2.5M of synthetic
-   speech and the 19 evaluation sets), and the share of it spent rendering speech.
+   speech and the 19 evaluation sets of 1,000 pairs), and the time of each part.
 
 ``python -m benchmarks.bench_data [--words N]`` (default 5,000,000).
 """
@@ -107,7 +107,7 @@ def _report(
     words: int,
 ) -> None:
     counts = record["counts"]
-    total_words = sum(c["words"] for c in counts.values())
+    total_words = sum(c.get("words", 0) for c in counts.values())
     print(f"machine: {os.cpu_count()} CPUs, torch threads 1; batch {BATCH} x {CONTEXT}\n")
     print("| measure | value | baseline (same run) | ratio |")
     print("|---|---|---|---|")
@@ -119,6 +119,8 @@ def _report(
     print(f"| world generation, {words:,} text words (s) | {seconds:.1f} | | |")
     print(f"| ... words written, all corpora | {total_words:,} | | |")
     print(f"| ... words per second | {total_words / seconds:,.0f} | | |")
+    for part, c in counts.items():
+        print(f"| ... {part} (s) | {c['seconds']:.1f} | | |")
     print(f"| ... size on disk (MB) | {size_mb:,.0f} | | |")
     print(f"| ... speech units written | {sum(c.get('units', 0) for c in counts.values()):,} | | |")
 

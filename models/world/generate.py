@@ -107,9 +107,11 @@ def generate_world(out_dir: Path, config: WorldConfig) -> dict[str, Any]:
             out_dir / "speech" / "synthetic", "synthetic", config, speech, [speech.synthetic]
         )
     held_out = list(range(train_speakers, config.num_real_speakers))
+    eval_started = time.perf_counter()
     index = write_eval_sets(
         out_dir / "eval", sub_seed(config.seed, "eval"), config.eval_pairs, speech, held_out
     )
+    counts["eval"] = {"sets": len(index), "seconds": round(time.perf_counter() - eval_started, 2)}
     (out_dir / "eval" / "index.json").write_text(json.dumps(index, indent=2) + "\n")
     record = {
         "config": dataclasses.asdict(config),
@@ -127,27 +129,30 @@ def _split(stories: list[Story], every: int) -> Iterator[tuple[str, int, Story]]
         yield ("valid" if i % every == every - 1 else "train"), i, story
 
 
-def _write_text(folder: Path, config: WorldConfig) -> dict[str, int]:
+def _write_text(folder: Path, config: WorldConfig) -> dict[str, float]:
+    started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
     stories = draw_stories(sub_seed(config.seed, "text"), config.words)
-    counts = {"documents": len(stories), "words": 0}
+    counts: dict[str, float] = {"documents": len(stories), "words": 0}
     with _open_splits(folder) as files:
         for split, _, story in _split(stories, config.valid_every):
             words = story.words
             counts["words"] += len(words)
             files[split].write(json.dumps({"text": " ".join(words)}) + "\n")
+    counts["seconds"] = round(time.perf_counter() - started, 2)
     return counts
 
 
 def _write_speech(
     folder: Path, kind: str, config: WorldConfig, speech: PseudoSpeech, speakers: list[int]
-) -> dict[str, int]:
+) -> dict[str, float]:
+    started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
     words = config.real_words if kind == "real" else config.tts_words
     stories = draw_stories(sub_seed(config.seed, f"speech/{kind}"), words)
     rng = np.random.default_rng(sub_seed(config.seed, f"render/{kind}"))
     voices = np.asarray(speakers)[rng.integers(0, len(speakers), len(stories))]
-    counts = {"documents": len(stories), "words": 0, "units": 0, "frames": 0}
+    counts: dict[str, float] = {"documents": len(stories), "words": 0, "units": 0, "frames": 0}
     with _open_splits(folder) as files:
         for start in range(0, len(stories), RENDER_CHUNK):
             chunk = stories[start : start + RENDER_CHUNK]
@@ -161,6 +166,7 @@ def _write_speech(
                 counts["words"] += len(story.words)
                 counts["units"] += len(r.units)
                 counts["frames"] += int(r.durations.sum())
+    counts["seconds"] = round(time.perf_counter() - started, 2)
     return counts
 
 
