@@ -286,6 +286,31 @@ def test_approach3_from_the_store_per_arm(run_cli, workdir, tmp_path):
         assert abs(result.exponents["a"] - a_true) < 0.1
 
 
+def test_approach2_from_the_store(run_cli, workdir, tmp_path):
+    out = tmp_path / "a2.json"
+    assert (
+        run_cli(
+            [
+                "fit",
+                "approach2",
+                "--workdir",
+                str(workdir),
+                "--where",
+                "modality=interleaved",
+                "--bootstrap",
+                "50",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    result = FitResult.load(out)
+    assert result.n_points == 28 and len(result.details["budgets"]) == 4  # grouped from FLOPs
+    assert result.conventions["flops"] == "6ND (column 'flops_6nd')"
+    assert abs(result.params["a"] - 0.4 / 0.7) < 0.1
+
+
 def test_approach1_and_metric_from_the_store(run_cli, workdir, tmp_path, capsys):
     out = tmp_path / "a1.json"
     assert (
