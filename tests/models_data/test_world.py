@@ -7,7 +7,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from slscale.models.data.manifest import read_manifest
 from slscale.models.data.readers import SpeechReadOptions, read_speech, read_text
@@ -139,8 +138,7 @@ def test_bigram_is_at_chance_and_story_structure_is_not(world: Path):
     assert report["sblimp_t/trigram"] >= 0.6  # local syntax is learnable
 
 
-@pytest.mark.slow
-def test_five_million_words(tmp_path: Path):
+def test_five_million_words(tmp_path: Path):  # text only: a few seconds
     record = generate_world(
         tmp_path, WorldConfig(words=5_000_000, speech_words=0, synthetic_words=0, eval_pairs=10)
     )
