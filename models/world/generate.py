@@ -69,6 +69,10 @@ class WorldConfig:
         for name in ("words", "eval_pairs", "valid_every"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"field '{name}' = {getattr(self, name)}: must be positive")
+        for name in ("speech_words", "synthetic_words"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ConfigError(f"field '{name}' = {value}: must be >= 0 (0: no such speech)")
         if not 0 < self.held_out_speakers < self.num_real_speakers:
             raise ConfigError(
                 f"field 'held_out_speakers' = {self.held_out_speakers}: must be "

@@ -7,7 +7,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from slscale.errors import ConfigError
 from slscale.models.data.manifest import read_manifest
 from slscale.models.data.readers import SpeechReadOptions, read_speech, read_text
 from slscale.models.world.check import baseline_report
@@ -136,6 +138,19 @@ def test_bigram_is_at_chance_and_story_structure_is_not(world: Path):
     assert report["ssc_tt/trigger"] >= 0.9
     assert report["tsc_tt/trigger"] >= 0.9
     assert report["sblimp_t/trigram"] >= 0.6  # local syntax is learnable
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("words", 0, "field 'words' = 0: must be positive"),
+        ("speech_words", -5, "field 'speech_words' = -5: must be >= 0"),
+        ("held_out_speakers", 20, "field 'held_out_speakers' = 20: must be in"),
+    ],
+)
+def test_bad_world_config(field: str, value: int, message: str):
+    with pytest.raises(ConfigError, match=message):
+        WorldConfig(**{field: value})
 
 
 def test_five_million_words(tmp_path: Path):  # text only: a few seconds
