@@ -39,6 +39,9 @@ COMMANDS = {
     "world": "slscale.models.world_commands",
     "data": "slscale.models.data.commands",
     "sweep": "slscale.sweep.sweep_commands",
+    "tune": "slscale.sweep.sweep_commands",
+    "train": "slscale.models.run_commands",
+    "eval": "slscale.models.run_commands",
 }
 
 
