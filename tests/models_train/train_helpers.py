@@ -15,6 +15,7 @@ from slscale.models.train.toy import MarkovData, ToyModel
 from slscale.spec import Recipe
 
 SCRIPT = Path(__file__).with_name("train_script.py")
+_RENDEZVOUS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 TINY_RECIPE = {
     "global_batch_size": 8,
@@ -48,7 +49,9 @@ def run_script(args: dict[str, Any], tmp_path: Path, *, wait: bool = True) -> An
     """Start ``train_script.py`` with ``args`` in a fresh process (one thread per process)."""
     args_file = tmp_path / f"args-{args['config']['run_id']}-{os.urandom(4).hex()}.json"
     args_file.write_text(json.dumps(args))
-    env = dict(os.environ, OMP_NUM_THREADS="1", DS_ACCELERATOR="cpu")
+    # a fresh process rendezvouses on its own: drop this process group's address, if any
+    env = {k: v for k, v in os.environ.items() if k not in _RENDEZVOUS}
+    env.update(OMP_NUM_THREADS="1", DS_ACCELERATOR="cpu")
     command = [sys.executable, str(SCRIPT), str(args_file)]
     if not wait:
         return subprocess.Popen(
