@@ -112,11 +112,12 @@ class WorkerLoop:
 
     # -- training ------------------------------------------------------------------------
 
-    def train_step(self, stop_requested: bool) -> tuple[float, bool]:
+    def train_step(self, stop_requested: bool, grad_norm: bool = True) -> tuple[float, bool]:
         """Run optimizer step ``progress.step``; return (global loss, any worker asked to
-        stop)."""
+        stop). ``grad_norm``: keep the step's gradient norm (for a logged step)."""
         start = time.perf_counter()
         step = self.progress.step
+        self._grad_norm = None
         batches = [self._fetch(m) for m in self.budget.worker_micro_batches(step, self.info.rank)]
         local = sum(labelled_tokens(b) for b in batches)
         (total,) = all_reduce_sum([float(local)], self.info)
@@ -127,7 +128,7 @@ class WorkerLoop:
             self.engine.set_gradient_accumulation_boundary(last)
             nll = self._nll(batch)
             self.engine.backward(nll * scale, scale_wrt_gas=False)
-            if last:
+            if last and grad_norm:
                 self._note_grad_norm()
             self.engine.step()
             nll_sum += nll.detach()

@@ -104,13 +104,14 @@ class _Driver:
     def _train(self) -> tuple[RunState, str | None]:
         total = self.loop.budget.total_steps
         while self.loop.progress.step < total:
-            loss, stop = self.loop.train_step(self.stop.requested)
+            logged = self._logged(self.loop.progress.step + 1, total)
+            loss, stop = self.loop.train_step(self.stop.requested, grad_norm=logged)
             step = self.loop.progress.step
             if not math.isfinite(loss) or loss > self.max_loss:
                 return RunState.FAILED, (
                     f"diverged: training loss {loss:.6g} at step {step} (limit {self.max_loss:.6g})"
                 )
-            self.reporter.step_done(loss, log=step % self.cfg.log_every_steps == 0 or step == total)
+            self.reporter.step_done(loss, log=logged or stop)  # a preempted run logs its last
             if self.cfg.eval_every_steps and step % self.cfg.eval_every_steps == 0 and step < total:
                 self.reporter.validation(self.loop.validation_losses())
             if stop:
@@ -120,6 +121,9 @@ class _Driver:
             if every and step % every == 0 and step < total:
                 self.loop.save_checkpoint(self.reporter.checkpoint_extra())
         return RunState.SUCCEEDED, None
+
+    def _logged(self, step: int, total: int) -> bool:
+        return step % self.cfg.log_every_steps == 0 or step == total
 
     def _finish(self, state: RunState, error: str | None) -> TrainResult:
         val_loss = None
