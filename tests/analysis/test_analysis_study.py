@@ -1,0 +1,92 @@
+"""Reading a study: canonical benchmark names, final scores, conventions, filters."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from slscale.analysis.study import (
+    canonical_benchmark,
+    canonical_variant,
+    load_study,
+    study_from_frames,
+)
+from slscale.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("name", "canonical"),
+    [("ssc", "sSC"), ("tSC", "tSC"), ("sblimp", "sBLIMP"), ("SWUGGY", "sWUGGY"),
+     ("ms_ssc", "MS-sSC"), ("MS-tSC", "MS-tSC"), ("salmon", "salmon")],
+)  # fmt: skip
+def test_benchmark_names_meet(name, canonical):
+    assert canonical_benchmark(name) == canonical
+
+
+@pytest.mark.parametrize(
+    ("name", "canonical"),
+    [("S", ("S", False)), ("ss", ("S", False)), ("S2T", ("S→T", False)), ("st", ("S→T", False)),
+     ("T2S", ("T→S", False)), ("ts", ("T→S", False)), ("tt", ("T", False)), ("t", ("T", False)),
+     ("ms_ss", ("S", True)), ("prosody", ("prosody", False))],
+)  # fmt: skip
+def test_variant_names_meet(name, canonical):
+    assert canonical_variant(name) == canonical
+
+
+def test_runs_table_of_the_synthetic_study(workdir):
+    study = load_study(str(workdir), where=["family=llama", "mix.synthetic_share=0"])
+    assert study.notes == ("left out 1 run(s) that have not SUCCEEDED",)
+    assert study.arms == ["interleaved", "textless"]
+    assert len(study.runs) == 47 and len(study.scaling_ids) == 40
+    runs = study.runs.set_index("run_id")
+    assert ((runs["flops"] / (6 * runs["n_params"] * runs["tokens"]) - 1).abs() < 1e-9).all()
+    assert set(runs.loc[runs["arm"] == "textless", "init_name"]) == {"scratch"}
+    assert runs.loc[runs["arm"] == "interleaved", "init_name"].str.startswith("textlm-").all()
+
+
+def test_scores_keep_each_runs_final_step(workdir):
+    study = load_study(str(workdir))
+    ssc = study.scores[(study.scores["benchmark"] == "sSC") & (study.scores["variant"] == "S")]
+    assert ssc["run_id"].is_unique and len(ssc) == 47
+    final_step = study.curves.groupby("run_id")["step"].max()
+    assert (ssc.set_index("run_id")["step"] == final_step[ssc["run_id"]]).all()
+    assert set(study.scores["variant"]) == {"S", "S→T", "T→S", "T"}
+
+
+def frames(conventions=("nll_all", "nll_continuation", "nll_continuation")):
+    runs = pd.DataFrame({
+        "run_id": ["a", "b", "c"], "state": ["SUCCEEDED", "SUCCEEDED", "SUCCEEDED"],
+        "modality": ["interleaved"] * 3, "tokens": [10, 20, 30], "summary.tokens": [10, 20, 30],
+        "n_params": [1.0, 2.0, None], "loss": [3.0, 2.5, 2.0], "flops_6nd": [60.0, 240.0, 0.0],
+    })  # fmt: skip
+    metrics = pd.DataFrame(columns=["run_id", "step", "tokens", "flops", "name", "value"])
+    evals = pd.DataFrame({
+        "run_id": ["a", "a", "b"], "step": [5, 5, 7], "benchmark": ["ssc"] * 3,
+        "variant": ["ss"] * 3, "value": [0.6, 0.7, 0.8], "n_items": [10] * 3,
+        "convention": list(conventions),
+    })  # fmt: skip
+    return runs, metrics, evals
+
+
+def test_several_conventions_show_the_most_common_and_say_so():
+    study = study_from_frames(*frames())
+    assert study.notes[-1] == (
+        "scores use several conventions (nll_all, nll_continuation); showing "
+        "'nll_continuation' (pick one with --convention)"
+    )
+    assert study.scores[["run_id", "value"]].values.tolist() == [["a", 0.7], ["b", 0.8]]
+    chosen = study_from_frames(*frames(), convention="nll_all")
+    assert chosen.scores[["run_id", "value"]].values.tolist() == [["a", 0.6]]
+
+
+def test_runs_without_a_size_are_left_out_with_a_note():
+    study = study_from_frames(*frames())
+    assert study.notes[0] == "left out 1 run(s) without n_params/tokens/loss: c"
+    assert study.runs["run_id"].tolist() == ["a", "b"]
+
+
+def test_where_matches_numbers_by_value(workdir):
+    study = load_study(str(workdir), where=["mix.synthetic_share=1", "arm=interleaved"])
+    assert len(study.scaling_ids) == 2
+    with pytest.raises(ConfigError, match=r"no succeeded runs match --where mix.synthetic_share=x"):
+        load_study(str(workdir), where=["mix.synthetic_share=x"])
