@@ -35,6 +35,9 @@ _VARIANTS = {
 VARIANT_ORDER = ("S", "S→T", "T→S", "T")
 """Cross-modal variants, prompt→continuation modality (SIMS Table 2)."""
 _MS_PREFIXES = ("ms-", "ms_")
+SIMS_CONVENTION = "nll=mean,span=sequence,softmax=full"
+"""SlamKit's scoring (mean NLL of the whole sequence), as the evaluator names it: the one
+SIMS reports, shown first when scores were recorded under several conventions."""
 
 
 def canonical_benchmark(name: str) -> str:
@@ -229,13 +232,20 @@ def _one_convention(rows: pd.DataFrame, convention: str | None, notes: list[str]
             )
         return rows[rows["convention"] == convention]
     if len(present) > 1:
-        chosen = sorted(present.index, key=lambda c: (-present[c], c))[0]
+        chosen = _default_convention(present)
         notes.append(
             f"scores use several conventions ({', '.join(sorted(present.index))}); showing "
             f"'{chosen}' (pick one with --convention)"
         )
         return rows[rows["convention"] == chosen]
     return rows
+
+
+def _default_convention(counts: pd.Series) -> str:
+    """SIMS's convention when present, else the most used one (ties: by name)."""
+    if SIMS_CONVENTION in counts.index:
+        return SIMS_CONVENTION
+    return str(sorted(counts.index, key=lambda c: (-counts[c], c))[0])
 
 
 def _where(table: pd.DataFrame, filters: Sequence[str]) -> pd.DataFrame:

@@ -157,6 +157,9 @@ def published_comparison(study: Study) -> Table:
         "Published rows as reported in SIMS (Maimon et al. 2025) Table 3; '—': not "
         "reported there. Ours: the best run of each arm by final sSC (S→S)."
     ]
+    conventions = sorted(set(study.scores["convention"].astype(str))) if len(study.scores) else []
+    if conventions:
+        notes.append(f"Ours scored with the convention {', '.join(conventions)}.")
     notes += [f"{row['model']}: {row['citation']}." for row in published]
     return Table(
         name="published_comparison",

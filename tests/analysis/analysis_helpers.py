@@ -32,7 +32,7 @@ BUDGETS = (1e18, 3e18, 1e19, 3e19)
 SIZES_PER_BUDGET = 5
 SPAN_DEX = 1.0
 CURVE_POINTS = 16
-CONVENTION = "continuation_mean_nll"
+CONVENTION = "nll=mean,span=sequence,softmax=full"  # the evaluator's SlamKit name
 
 LAWS = {
     "interleaved": {"E": 1.55, "A": 12.0, "B": 60.0, "alpha": 0.24, "beta": 0.30},

@@ -79,6 +79,13 @@ def test_several_conventions_show_the_most_common_and_say_so():
     assert chosen.scores[["run_id", "value"]].values.tolist() == [["a", 0.6]]
 
 
+def test_sims_convention_is_shown_first_even_when_rarer():
+    sims, cuervo_marxer = "nll=mean,span=sequence,softmax=full", "nll=mean,span=continuation"
+    study = study_from_frames(*frames((sims, cuervo_marxer, cuervo_marxer)))
+    assert f"showing '{sims}'" in study.notes[-1]
+    assert study.scores[["run_id", "value"]].values.tolist() == [["a", 0.6]]
+
+
 def test_runs_without_a_size_are_left_out_with_a_note():
     study = study_from_frames(*frames())
     assert study.notes[0] == "left out 1 run(s) without n_params/tokens/loss: c"
