@@ -15,15 +15,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from slscale.analysis import plot_allocation, plot_loss, plot_metric, tables
 from slscale.analysis.fitset import METRICS, REFERENCES, StudyFits
+from slscale.analysis.matching import trained_alike
 from slscale.analysis.output import save_figure, write_text
 from slscale.analysis.study import Study, select_scores
-from slscale.analysis.style import format_count, format_power
 from slscale.analysis.table_format import Table
 from slscale.analysis.tables import Unsupported
 from slscale.errors import ConfigError
@@ -108,59 +107,15 @@ def families_figure(study: Study, fits: StudyFits) -> Figure:
             f"needs runs initialised from two or more TextLM families "
             f"(found: {', '.join(families) or 'none'})"
         )
-    matched, setting = matched_runs(_modal_setup(runs))
+    matched, setting = trained_alike(runs)
     points = [
         select_scores(study.scores, b).merge(matched[["run_id", "family", "n_params"]], on="run_id")
         for b in METRICS
     ]
     frame = pd.concat(points, ignore_index=True)
     if frame.empty:
-        raise Unsupported(f"no sSC/tSC scores for the TextLM-initialised runs at {setting}")
-    return plot_metric.textlm_families(frame, METRICS, setting=setting)
-
-
-def matched_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """Runs of several families trained alike: the same token count (SIMS Fig. 2), else the
-    same compute budget; the setting shared by most families (then most runs) wins."""
-    for key, label in (("tokens", "tokens"), ("flops", "compute")):
-        groups = _close_groups(runs[key].to_numpy(np.float64))
-        best = None
-        for g in np.unique(groups):
-            mine = runs[groups == g]
-            sizes = mine.groupby("family")["n_params"].nunique()
-            score = (int((sizes >= 2).sum()), len(mine), float(mine[key].median()))
-            if score[0] >= 2 and (best is None or score > best[0]):
-                best = (score, mine)
-        if best is not None:
-            value = best[0][2]
-            text = (
-                f"$D$ ≈ {format_count(value)}"
-                if label == "tokens"
-                else f"$C$ ≈ {format_power(value)}"
-            )
-            return best[1], text
-    raise Unsupported(
-        "no token count or compute budget has runs of two or more sizes from "
-        "each of two TextLM families"
-    )
-
-
-def _modal_setup(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs sharing the most common data mix and recipe (ablations left out)."""
-    columns = [c for c in runs.columns if c.startswith(("mix.", "recipe."))]
-    if not columns:
-        return runs
-    keys = runs[columns].astype(str).agg("|".join, axis=1)
-    return runs[keys == keys.value_counts().sort_index().idxmax()]
-
-
-def _close_groups(values: np.ndarray, gap_dex: float = 0.05) -> np.ndarray:
-    """Group labels of values whose sorted log10 neighbours differ by ≤ ``gap_dex``."""
-    order = np.argsort(values, kind="stable")
-    jumps = np.diff(np.log10(values[order])) > gap_dex
-    labels = np.empty(values.size, dtype=np.int64)
-    labels[order] = np.concatenate([[0], np.cumsum(jumps)])
-    return labels
+        raise Unsupported(f"no sSC/tSC scores for the TextLM-initialised runs at {setting.text}")
+    return plot_metric.textlm_families(frame, METRICS, setting=setting.tex)
 
 
 FigureBuilder = Callable[[Study, StudyFits], Figure]

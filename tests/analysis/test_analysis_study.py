@@ -5,12 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from slscale.analysis.matching import trained_alike
 from slscale.analysis.study import (
     canonical_benchmark,
     canonical_variant,
     load_study,
     study_from_frames,
 )
+from slscale.analysis.tables import Unsupported
 from slscale.errors import ConfigError
 
 
@@ -97,3 +99,28 @@ def test_where_matches_numbers_by_value(workdir):
     assert len(study.scaling_ids) == 2
     with pytest.raises(ConfigError, match=r"no succeeded runs match --where mix.synthetic_share=x"):
         load_study(str(workdir), where=["mix.synthetic_share=x"])
+
+
+def family_runs() -> pd.DataFrame:
+    rows = [
+        ("llama", 1e8, 1e9, 0.0),
+        ("llama", 2e8, 1e9, 0.0),
+        ("qwen2", 1e8, 1.02e9, 0.0),  # within 0.05 dex: the same token count
+        ("qwen2", 3e8, 1e9, 0.0),
+        ("qwen2", 2e8, 1e9, 0.5),  # an ablation: another data mix
+        ("llama", 4e8, 5e9, 0.0),
+    ]
+    frame = pd.DataFrame(rows, columns=["family", "n_params", "tokens", "mix.synthetic_share"])
+    run_ids = [f"r{i}" for i in range(len(rows))]
+    return frame.assign(run_id=run_ids, flops=6 * frame["n_params"] * frame["tokens"])
+
+
+def test_families_are_compared_at_a_shared_token_count_without_ablations():
+    runs, setting = trained_alike(family_runs())
+    assert runs["run_id"].tolist() == ["r0", "r1", "r2", "r3"]
+    assert (setting.kind, setting.text, setting.tex) == ("tokens", "D ≈ 1e+09", "$D$ ≈ 1B")
+
+
+def test_families_need_two_sizes_each():
+    with pytest.raises(Unsupported, match="no token count or compute budget has runs"):
+        trained_alike(family_runs().iloc[[0, 1, 2, 5]])
