@@ -22,7 +22,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p = sub.add_parser(
         "figures",
         help="draw the paper's figures and tables from the results store",
-        description=__doc__.splitlines()[0] if __doc__ else None,
+        description="Draw every figure and table the study's store supports (skipped ones are "
+        "listed with the reason) and save the fits used as FitResult JSON in FIGDIR/fits; "
+        "--fits redraws from saved fits without fitting. Same data and seed: same bytes.",
     )
     p.add_argument("--workdir", help="the study's folder (its store: <workdir>/results.db)")
     p.add_argument("--store", help="store path or URL (default: $SLSCALE_STORE or the workdir's)")
