@@ -150,7 +150,9 @@ def _reset_failed(store: Store, run_ids: Sequence[str]) -> None:
 def run_requests(
     plan: LaunchPlan, options: LaunchOptions, gpus_in_cluster: bool
 ) -> list[RunRequest]:
-    """A run request per run to execute, with its resources on this cluster."""
+    """A run request per run to execute, with its resources on this cluster and its expected
+    duration (the order's key): planned hours on GPUs; FLOPs when every run gets the same
+    CPU workers."""
     rows = {r.run_id: r for r in plan.rows}
     out = []
     for rid in plan.to_run:
@@ -159,15 +161,17 @@ def run_requests(
             res = Resources(
                 workers=row.gpus, cpus_per_worker=options.cpus_per_gpu, gpus_per_worker=1.0
             )
+            duration = row.gpu_hours / row.gpus
         else:
             res = Resources(workers=options.workers_per_run, cpus_per_worker=options.cpus_per_run)
+            duration = row.flops_exact
         spec = spec_to_dict(plan.specs[rid])
         out.append(
             RunRequest(
                 run_id=rid,
                 spec=spec,
                 resources=res,
-                work=row.gpu_hours,
+                work=duration,
                 tokens=row.tokens,
                 flops=row.flops_exact,
             )

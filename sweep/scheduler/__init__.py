@@ -8,24 +8,29 @@
 * :mod:`.progress` — the live display.
 """
 
-from slscale.sweep.scheduler.api import RunRequest, SchedulerOptions, SweepReport
-from slscale.sweep.scheduler.backend import RayBackend
-from slscale.sweep.scheduler.driver import Driver
-from slscale.sweep.scheduler.outcome import Diverged, Preempted
-from slscale.sweep.scheduler.policy import Order, Resources, simulate
-from slscale.sweep.scheduler.runners import SyntheticRun, TrainerRun
+import importlib
+from typing import Any
 
-__all__ = [
-    "Diverged",
-    "Driver",
-    "Order",
-    "Preempted",
-    "RayBackend",
-    "Resources",
-    "RunRequest",
-    "SchedulerOptions",
-    "SweepReport",
-    "SyntheticRun",
-    "TrainerRun",
-    "simulate",
-]
+# Exported names -> their module. Loaded on first use: a Ray worker unpickling one run
+# function must not import the driver (and with it the store and pandas).
+_EXPORTS = {
+    "RunRequest": "api",
+    "SchedulerOptions": "api",
+    "SweepReport": "api",
+    "RayBackend": "backend",
+    "Driver": "driver",
+    "Diverged": "outcome",
+    "Preempted": "outcome",
+    "Order": "policy",
+    "Resources": "policy",
+    "simulate": "policy",
+    "SyntheticRun": "runners",
+    "TrainerRun": "runners",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

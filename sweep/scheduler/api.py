@@ -30,7 +30,8 @@ class RunRequest:
     spec: dict[str, Any]
     resources: Resources
     work: float
-    """Size used by the run order (GPU-hours or FLOPs)."""
+    """Expected duration, used by the run order (hours at the planned width, or anything
+    proportional to them, such as FLOPs when every run gets the same workers)."""
     tokens: int
     """Token budget (for progress)."""
     flops: float

@@ -24,11 +24,10 @@ import datetime as dt
 import socket
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slscale.errors import SlscaleError
 from slscale.spec import RunState
-from slscale.store.base import RunRecord, Store
 from slscale.sweep.scheduler import outcome as oc
 from slscale.sweep.scheduler.api import (
     CANCELLED_PREFIX,
@@ -49,6 +48,9 @@ from slscale.sweep.scheduler.policy import (
     order_runs,
     pick_startable,
 )
+
+if TYPE_CHECKING:
+    from slscale.store.base import RunRecord, Store
 
 RETRYABLE = (RunState.PENDING, RunState.RUNNING, RunState.PREEMPTED, RunState.FAILED)
 """States an attempt's own writes may have left (the trainer records FAILED/PREEMPTED too)."""
