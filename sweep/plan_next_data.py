@@ -1,0 +1,389 @@
+"""The runs ``plan-next`` and ``recommend`` start from: rows, their fits and the arm.
+
+:func:`load_study` reads rows from a CSV file, the results store or a saved fit, fits the
+Approach-3 law (and metric laws Q = a·C^b when scores are named) and finds what new runs of the
+arm look like (:class:`~slscale.sweep.plan_next.Arm`). :class:`Study` then answers the two
+commands' questions in the fit's conventions, which it states.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from slscale.errors import ConfigError
+from slscale.fitting import FitResult, MetricPowerLaw, ParametricLossFit, laws, sources
+from slscale.fitting.design import (
+    LOG_QUANTITIES,
+    MetricDesign,
+    ParametricDesign,
+    Selection,
+    check_quantity,
+)
+from slscale.fitting.results import PARAMETRIC
+from slscale.fitting.sources import Table
+from slscale.models.families import parse_size
+from slscale.sweep import plan_next
+from slscale.sweep.plan_next import Arm
+
+Design = ParametricDesign | MetricDesign
+METRIC_BUDGET_GAP_DEX = 0.05
+"""New compute levels this close to a fitted budget would not add a budget to a metric law."""
+
+
+@dataclasses.dataclass(kw_only=True)
+class Study:
+    """An arm's runs, its fits and what its new runs look like."""
+
+    source: str
+    """Where the rows came from."""
+    result: FitResult
+    """The Approach-3 fit (with bootstrap draws unless --bootstrap 0)."""
+    metrics: dict[str, FitResult]
+    """Metric laws by score name."""
+    arm: Arm | None
+    """The new runs' base; None for rows without specs and no --family/--base-grid."""
+    convention: str
+    """'total' or 'non_embedding': which N the fit uses."""
+    confidence: float
+    seed: int
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def n_runs(self) -> int:
+        return self.result.n_points
+
+    def require_arm(self, option: str) -> Arm:
+        if self.arm is None:
+            raise ConfigError(
+                f"{option} needs to know the runs: give --family or --base-grid "
+                "(rows from a CSV file or a fit carry no run specs)"
+            )
+        return self.arm
+
+    def conventions(self) -> dict[str, Any]:
+        return {"n_params": self.convention, "flops": "6ND", **dict(self.result.conventions)}
+
+    @staticmethod
+    def log_scale(quantity: str) -> bool:
+        return quantity in (*LOG_QUANTITIES, "metric")
+
+    # -- plan-next -----------------------------------------------------------------------------
+    def design(self, quantity: str, target_flops: float | None, draws: int) -> Design:
+        if quantity == "metric":
+            name, fit = next(iter(self.metrics.items()))
+            self.notes.append(f"metric: log {name} at C*, best run per budget")
+            return MetricDesign(target_flops=target_flops or 0.0, confidence=self.confidence).fit(
+                fit
+            )
+        check_quantity(quantity, target_flops)
+        return ParametricDesign(
+            quantity=quantity,
+            target_flops=target_flops,
+            n_draws=draws,
+            confidence=self.confidence,
+            random_state=self.seed,
+        ).fit(self.result)
+
+    def sizes(
+        self,
+        given: list[str],
+        top_flops: float,
+        min_tpp: float,
+        per_decade: int,
+        min_size: str | None = None,
+    ) -> pd.DataFrame:
+        """The sizes to consider: ``--sizes``, or a ladder from the smallest model done (or
+        ``min_size``) up to the largest N that ``top_flops`` trains at ``min_tpp`` tokens per
+        parameter."""
+        listed = [s.strip() for text in given for s in text.split(",") if s.strip()]
+        if listed:
+            if self.arm is None:
+                return plan_next.abstract_sizes(parse_size(s) for s in listed)
+            return plan_next.size_table(self.arm, listed, self.convention)
+        low = self.size_floor(min_size)
+        high = max(math.sqrt(top_flops / (6 * min_tpp)), low)
+        if self.arm is None:
+            k = np.arange(
+                math.ceil(math.log10(low) * per_decade),
+                math.ceil(math.log10(high) * per_decade) + 1,
+            )
+            return plan_next.abstract_sizes(10.0 ** (k / per_decade))
+        return plan_next.default_ladder(self.arm, low, high, per_decade, self.convention)
+
+    def size_floor(self, min_size: str | None = None) -> float:
+        """The smallest N of the default ladder: the smallest model done, or ``min_size``."""
+        if min_size:
+            return parse_size(min_size)
+        return float(np.min(self.result.data["n_params"]))
+
+    def flops_floor(self, min_flops: float | None = None) -> float:
+        """New cells start at the smallest compute done (or ``min_flops``), as sizes start at
+        the smallest model: cells below the data lean on the law where nobody tested it."""
+        if min_flops is not None:
+            if not (math.isfinite(min_flops) and min_flops > 0):
+                raise ConfigError(f"--min-flops {min_flops!r}: must be a positive number")
+            return min_flops
+        return float(np.min(self.result.data["flops"]))
+
+    def done(self) -> tuple[np.ndarray, np.ndarray]:
+        data = self.result.data
+        return np.asarray(data["n_params"], float), np.asarray(data["tokens"], float)
+
+    def compute_optimal_cells(self, cells: pd.DataFrame) -> pd.DataFrame:
+        """Per compute level the cell nearest N_opt(C) (a metric law uses the best run per
+        budget), leaving out levels that coincide with a fitted budget."""
+        fit = next(iter(self.metrics.values()))
+        fitted = np.log10(np.asarray(fit.data["flops"], float)[np.asarray(fit.data["fitted"])])
+        n_opt, _ = self.result.optimal_allocation(cells["level"].to_numpy(float))
+        cells = cells.assign(miss=np.abs(np.log(cells["n_fit"].to_numpy(float) / n_opt)))
+        best = cells.loc[cells.groupby("level")["miss"].idxmin()]
+        gap = np.abs(np.log10(best["level"].to_numpy(float))[:, None] - fitted[None]).min(axis=1)
+        return best[gap > METRIC_BUDGET_GAP_DEX].drop(columns="miss").reset_index(drop=True)
+
+    def select(
+        self, design: Design, cells: pd.DataFrame, budget: float, max_runs: int | None
+    ) -> Selection:
+        cost = cells["cost"].to_numpy(float)
+        if isinstance(design, MetricDesign):
+            return design.select(cells["flops_6nd"], cost, budget, max_runs=max_runs)
+        return design.select(cells["n_fit"], cells["tokens"], cost, budget, max_runs=max_runs)
+
+    def check(
+        self, quantity: str, target_flops: float | None, chosen: pd.DataFrame, replicas: int
+    ) -> dict[str, Any]:
+        from slscale.fitting.design_sim import simulate_widths
+
+        if quantity == "metric":
+            raise ConfigError("--check refits the Approach-3 law; a metric's width is exact")
+        sim = simulate_widths(
+            self.result,
+            quantity,
+            chosen["n_fit"],
+            chosen["tokens"],
+            target_flops=target_flops,
+            replicas=replicas,
+            confidence=self.confidence,
+            random_state=self.seed,
+        )
+        return {
+            "before": sim.before,
+            "after": sim.after,
+            "ratio": sim.ratio,
+            "replicas": sim.replicas,
+        }
+
+    # -- recommend -----------------------------------------------------------------------------
+    def recommend(self, target: float, gpu: str, mfu: float) -> dict[str, Any]:
+        n_opt, d_opt = (float(x) for x in self.result.optimal_allocation(target))
+        draws = self.result.draws()
+        out: dict[str, Any] = {
+            "target_flops": target,
+            "source": self.source,
+            "n_runs": self.n_runs,
+            "confidence": self.confidence,
+            "n_opt": {"value": n_opt},
+            "d_opt": {"value": d_opt},
+            "tokens_per_param": d_opt / n_opt,
+            "loss": {"value": float(laws.optimal_loss(target, **self.result.params))},
+            "metrics": {},
+            "conventions": self.conventions(),
+            "notes": self.notes,
+        }
+        if draws is not None:
+            interval = self.result.allocation_interval(target)
+            out["n_opt"]["ci"] = [float(v) for v in interval["n_opt"]]
+            out["d_opt"]["ci"] = [float(v) for v in interval["d_opt"]]
+            out["loss"]["ci"] = self._interval(laws.optimal_loss(target, **draws))
+        for name, fit in self.metrics.items():
+            out["metrics"][name] = {"value": float(fit.predict_metric(target))}
+            if (md := fit.draws()) is not None:
+                out["metrics"][name]["ci"] = self._interval(laws.metric_law(target, **md))
+        if self.arm is not None:
+            out["model"] = self._model(n_opt, target, gpu, mfu)
+        self.notes.append(f"N is {self.convention} parameters, as in the fit; C = 6·N·D")
+        return out
+
+    def _interval(self, values: np.ndarray) -> list[float]:
+        tail = 50 * (1 - self.confidence)
+        return [float(v) for v in np.nanpercentile(values, [tail, 100 - tail])]
+
+    def _model(self, n_opt: float, target: float, gpu: str, mfu: float) -> dict[str, Any]:
+        arm = self.require_arm("recommend")
+        best = plan_next.nearest_architecture(arm, n_opt, self.convention)
+        step = arm.tokens_per_step
+        tokens = max(1, round(target / (6 * best["n_fit"]) / step)) * step
+        row = plan_next.plan(arm, str(best["size"]), tokens, gpu, mfu)
+        arch = best["arch"]
+        return {
+            "family": arm.family,
+            "size": best["size"],
+            "n_params": row.n_params,
+            "n_params_non_embedding": row.n_params_non_embedding,
+            "n_fit": best["n_fit"],
+            "num_layers": arch.num_layers,
+            "hidden_size": arch.hidden_size,
+            "num_heads": arch.num_heads,
+            "num_kv_heads": arch.num_kv_heads,
+            "intermediate_size": arch.intermediate_size,
+            "tokens": tokens,
+            "flops_6nd": row.flops_6nd,
+            "predicted_loss": float(self.result.predict_loss(best["n_fit"], tokens)),
+            "gpu": gpu,
+            "mfu": mfu,
+            "gpus": row.gpus,
+            "zero_stage": row.zero_stage,
+            "micro_batch_size": row.micro_batch_size,
+            "grad_accum_steps": row.grad_accum_steps,
+            "gpu_hours": row.gpu_hours,
+        }
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_study(args: argparse.Namespace, *, metric: bool) -> Study:
+    """Rows → fits → arm, from the ``plan-next``/``recommend`` arguments."""
+    if not 0 < args.confidence < 1:
+        raise ConfigError(f"--confidence {args.confidence}: must be in (0, 1)")
+    if args.fit:
+        if metric:
+            raise ConfigError("--fit holds only the loss law; scores need rows (--csv, a store)")
+        result, table, store = _saved_fit(args.fit), None, None
+        source, metrics = args.fit, {}
+    else:
+        table, store = _rows(args)
+        source = table.source + "".join(f", {w}" for w in args.where)
+        result = _loss_fit(args, table, store, source)
+        metrics = _metric_fits(args, table, store, source) if metric else {}
+    convention = "non_embedding" if _non_embedding(result) else "total"
+    return Study(
+        source=source,
+        result=result,
+        metrics=metrics,
+        arm=_arm(args, table, store),
+        convention=convention,
+        confidence=args.confidence,
+        seed=args.seed,
+    )
+
+
+def _rows(args: argparse.Namespace) -> tuple[Table, str | None]:
+    if args.csv and (args.workdir or args.store):
+        raise ConfigError("give either --csv FILE or a store (--workdir/--store), not both")
+    if args.csv:
+        return sources.where(sources.read_csv(args.csv), args.where), None
+    if not (args.workdir or args.store or os.environ.get("SLSCALE_STORE")):
+        raise ConfigError(
+            "no runs to plan from: pass --workdir DIR / --store URL, --csv FILE or --fit FIT.json"
+        )
+    from slscale.store import resolve_store_target
+
+    target = resolve_store_target(args.store, args.workdir)
+    return sources.where(sources.store_runs(target), args.where), target
+
+
+def _saved_fit(path: str) -> FitResult:
+    result = FitResult.load(path)
+    if result.law != PARAMETRIC or not result.data:
+        raise ConfigError(f"--fit {path}: a {result.law} fit; plan from an approach3 fit")
+    return result
+
+
+def _non_embedding(result: FitResult) -> bool:
+    return str(result.conventions.get("n_params", "")).startswith("non-embedding")
+
+
+def _loss_fit(args: argparse.Namespace, table: Table, store: str | None, source: str) -> FitResult:
+    n, d, y, conventions = _loss_columns(args, table, store)
+    fit = ParametricLossFit(
+        huber_delta=args.huber_delta,
+        n_bootstrap=args.bootstrap,
+        confidence=args.confidence,
+        random_state=args.seed,
+        validate=False,
+    )
+    try:
+        fit.fit(n, d, y, conventions=conventions)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: cannot fit the runs: {exc}") from None
+    return fit.result_
+
+
+def _loss_columns(args: argparse.Namespace, table: Table, store: str | None) -> tuple[Any, ...]:
+    tokens_col = args.tokens_col or (
+        "summary.tokens" if store and sources.has(table, "summary.tokens") else "tokens"
+    )
+    flops_col = args.flops_col or ("flops_6nd" if store else "flops")
+    use_tokens = sources.has(table, tokens_col)
+    needed = [args.params_col, args.loss_col, tokens_col if use_tokens else flops_col]
+    table, _ = sources.drop_missing(table, needed, "rows")
+    n = sources.column(table, args.params_col, "--params-col")
+    y = sources.column(table, args.loss_col, "--loss-col")
+    if use_tokens:
+        d, tokens_from = sources.column(table, tokens_col, "--tokens-col"), f"column '{tokens_col}'"
+    elif sources.has(table, flops_col):
+        d = sources.column(table, flops_col, "--flops-col") / (6.0 * n)
+        tokens_from = f"C/(6N) from column '{flops_col}'"
+    else:
+        raise ConfigError(
+            f"{table.source}: no tokens column {tokens_col!r} and no FLOPs column "
+            f"{flops_col!r}; name one with --tokens-col or --flops-col"
+        )
+    conventions = sources.conventions_for(args.params_col, None, tokens_from)
+    conventions.update(loss=f"column '{args.loss_col}'", source=table.source)
+    return n, d, y, conventions
+
+
+def _metric_fits(
+    args: argparse.Namespace, table: Table, store: str | None, source: str
+) -> dict[str, FitResult]:
+    flops_col = args.flops_col or ("flops_6nd" if store else "flops")
+    fits = {}
+    for name in args.benchmark if store else args.metric_col:
+        flops, value = _scores(args, table, store, name, flops_col)
+        law = MetricPowerLaw(
+            n_bootstrap=args.bootstrap,
+            confidence=args.confidence,
+            random_state=args.seed,
+            validate=False,
+        )
+        try:
+            fits[name] = law.fit(flops, value, label=name).result_
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: cannot fit {name}: {exc}") from None
+    if not fits:
+        option = "--benchmark NAME" if store else "--metric-col COLUMN"
+        raise ConfigError(f"{source}: name the score to plan for with {option}")
+    return fits
+
+
+def _scores(
+    args: argparse.Namespace, table: Table, store: str | None, name: str, flops_col: str
+) -> tuple[np.ndarray, np.ndarray]:
+    if store is None:
+        rows, _ = sources.drop_missing(table, [flops_col, name], "rows")
+        return (
+            sources.column(rows, flops_col, "--flops-col"),
+            sources.column(rows, name, "--metric-col"),
+        )
+    evals = sources.store_evals(store, table, name, args.variant).frame
+    last = evals.sort_values("step").groupby("run_id").tail(1)
+    flops = last["run_id"].map(table.frame.set_index("run_id")[flops_col])
+    return np.asarray(flops, float), np.asarray(last["value"], float)
+
+
+def _arm(args: argparse.Namespace, table: Table | None, store: str | None) -> Arm | None:
+    if args.base_grid:
+        return plan_next.arm_from_grid(args.base_grid, args.where)
+    if args.family:
+        return plan_next.arm_from_family(args.family, args.modality)
+    if store is not None and table is not None:
+        return plan_next.arm_from_runs(table.frame, table.source)
+    return None
