@@ -42,6 +42,8 @@ COMMANDS = {
     "tune": "slscale.sweep.sweep_commands",
     "train": "slscale.models.run_commands",
     "eval": "slscale.models.run_commands",
+    "figures": "slscale.analysis.commands",
+    "demo": "slscale.demo",
 }
 
 
