@@ -166,10 +166,10 @@ class Demo:
 
     # ------------------------------------------------------------------------- 1. world
 
-    def make_world(self) -> None:
+    def make_world(self) -> bool | None:
         if (self.world / "world.json").exists():
             self._say("  world: cached")
-            return
+            return False
         _cli(
             [
                 "world",
@@ -190,11 +190,11 @@ class Demo:
     def textlm_dir(self, size: str) -> Path:
         return self.textlms / f"textlm-{size}"
 
-    def make_textlms(self) -> None:
+    def make_textlms(self) -> bool | None:
         todo = [s for s in self.scale.sizes if not (self.textlm_dir(s) / "pretrain.json").exists()]
         if not todo:
             self._say("  textlms: cached")
-            return
+            return False
         # One thread each, two at a time: two single-thread jobs beat one two-thread job.
         with ThreadPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1))) as pool:
             list(pool.map(self._pretrain, todo))
@@ -253,7 +253,7 @@ class Demo:
             axes={"arm": arms, "seed": [self.seed]},
             generators=[
                 isoflop_grid(
-                    self.scale.budgets, self.scale.sizes, tolerance=0.1, min_tokens_per_param=1
+                    self.scale.budgets, self.scale.sizes, tolerance=0.1, min_tokens_per_param=0.25
                 )
             ],
         )
@@ -279,10 +279,10 @@ class Demo:
             description="Synthetic-speech ablation: real only / both / synthetic only.",
             base=scaling.base,
             axes={"arm": inter, "seed": [self.seed], "mix.synthetic_share": [0.0, 0.5, 1.0]},
-            generators=[isoflop_grid([budget], [size], tolerance=0.1, min_tokens_per_param=1)],
+            generators=[isoflop_grid([budget], [size], tolerance=0.1, min_tokens_per_param=0.25)],
         )
 
-    def sweep(self) -> None:
+    def sweep(self) -> bool | None:
         from slscale.models.train.spec_job import SpecJobBuilder
         from slscale.sweep.launch import LaunchOptions, launch
         from slscale.sweep.scheduler.progress import ConsoleReporter
@@ -292,7 +292,7 @@ class Demo:
         options = LaunchOptions(workdir=str(self.workdir), num_cpus=self.num_cpus)
         if not self._runs_left(specs, options):
             self._say(f"  sweep: all {len(specs)} runs done")
-            return
+            return False
         run_fn = TrainerRun(job_builder=SpecJobBuilder(data_dir=str(self.world)))
         reporter = ConsoleReporter(quiet=self.quiet)
         try:
@@ -316,7 +316,7 @@ class Demo:
 
     # ------------------------------------------------------------------------- 4. eval
 
-    def evaluate(self) -> None:
+    def evaluate(self) -> bool | None:
         from slscale.store import open_store
 
         with open_store(self.workdir) as store:
@@ -329,7 +329,7 @@ class Demo:
         ]
         if not todo:
             self._say("  eval: cached")
-            return
+            return False
         with ThreadPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1))) as pool:
             list(pool.map(lambda item: self._eval_run(*item), todo))
 
@@ -358,13 +358,13 @@ class Demo:
 
     # ------------------------------------------------------------------------- 5. figures
 
-    def figures(self) -> None:
+    def figures(self) -> bool | None:
         out = self.workdir / "figures"
         if (out / "fits" / "index.json").exists() and _newer(
             out / "fits" / "index.json", self.workdir / "results.db"
         ):
             self._say("  figures: cached")
-            return
+            return False
         _cli(
             [
                 "figures",
@@ -381,7 +381,7 @@ class Demo:
 
     # ------------------------------------------------------------------------- 6. report
 
-    def report(self) -> None:
+    def report(self) -> bool | None:
         from slscale.demo_report import write_report
 
         write_report(self.workdir, self.scale.name, self.timings)

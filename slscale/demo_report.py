@@ -21,7 +21,8 @@ from slscale.fitting import compare_arms
 from slscale.fitting.results import Estimate, FitResult
 from slscale.store import open_store
 
-Block = tuple[str, Any]  # ("h2", text) | ("p", text) | ("table", (header, rows)) | ("img", path)
+# ("h1"/"h2", text) | ("p", text) | ("table", (header, rows)) | ("img", path) | ("raw", md)
+Block = tuple[str, Any]
 
 
 def write_report(workdir: Path, scale: str, timings: dict[str, float]) -> Path:
@@ -58,6 +59,7 @@ def _blocks(
     blocks += _findings(fits)
     blocks += _law_tables(fits)
     blocks += _ablation(runs, evals)
+    blocks += _tables(workdir)
     blocks += _figures(workdir)
     blocks += [
         ("h2", "Fits that could not be made"),
@@ -190,6 +192,19 @@ def _num(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) and math.isfinite(value) else "—"
 
 
+def _tables(workdir: Path) -> list[Block]:
+    """The paper-layout tables `slscale figures` wrote (cross-modal, published comparison)."""
+    blocks: list[Block] = []
+    for name, title in (
+        ("crossmodal", "Cross-modal results (SIMS Table 2 layout)"),
+        ("published_comparison", "Against published SLMs (SIMS Table 3 layout)"),
+    ):
+        path = workdir / "figures" / "tables" / f"{name}.md"
+        if path.exists():
+            blocks += [("h2", title), ("raw", path.read_text(encoding="utf-8").strip())]
+    return blocks
+
+
 def _figures(workdir: Path) -> list[Block]:
     pngs = sorted((workdir / "figures").glob("*.png"))
     blocks: list[Block] = [("h2", "Figures")]
@@ -206,6 +221,8 @@ def _markdown(blocks: Sequence[Block]) -> str:
             out.append(str(value))
         elif kind == "img":
             out.append(f"![{Path(value).stem}]({value})")
+        elif kind == "raw":
+            out.append(str(value))
         elif kind == "table":
             header, rows = value
             lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -221,6 +238,8 @@ def _html(blocks: Sequence[Block]) -> str:
             body.append(f"<{kind}>{html.escape(str(value))}</{kind}>")
         elif kind == "p":
             body.append(f"<p>{html.escape(str(value))}</p>")
+        elif kind == "raw":
+            body.append(f"<pre>{html.escape(str(value))}</pre>")
         elif kind == "img":
             body.append(
                 f'<figure><img src="{html.escape(value)}" alt="{Path(value).stem}" '
