@@ -73,7 +73,11 @@ def _add_eval(sub: Any) -> None:
     p.add_argument("--step", type=int, help="step of the model (default: the model's record)")
     p.add_argument("--out", type=Path, help="also write the scores to this JSON file")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--max-batch-tokens", type=int, default=16384)
+    p.add_argument(
+        "--max-batch-tokens",
+        type=int,
+        help="tokens per scoring batch, padding included (default: 4096 CPU, 65536 GPU)",
+    )
     p.set_defaults(func=_eval)
 
 

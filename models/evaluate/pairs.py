@@ -1,8 +1,8 @@
 """Pair accuracy by model likelihood: the positive wins when its NLL is lower (a tie counts
 0.5), under one or several scoring conventions computed from the same forward passes.
 
-Identical candidate sequences are scored once, so a pair whose two candidates encode to the same
-tokens is an exact tie whatever the batching.
+A pair's two candidates are scored in one packed row (their shared prompt computed once); two
+candidates that encode to the same tokens follow the same path there, so they tie exactly.
 """
 
 from __future__ import annotations
@@ -64,21 +64,28 @@ def score_pairs(
     vocab: SpeechTextVocab,
     pairs: Iterable[EvalPair],
     conventions: Sequence[Convention],
+    *,
+    share_prompts: bool = True,
 ) -> list[PairScores]:
-    """One :class:`PairScores` per convention, in the order given."""
+    """One :class:`PairScores` per convention, in the order given. ``share_prompts``: pack a
+    pair's candidates in one row so their common prompt is computed once (the scores are
+    those of each candidate alone either way)."""
     pairs = list(pairs)
-    candidates = [c for pair in pairs for c in encode_pair(pair, vocab)]
-    unique: dict[tuple[int, ...], int] = {}
-    for cand in candidates:
-        unique.setdefault(cand.ids, len(unique))
+    candidates = [encode_pair(pair, vocab) for pair in pairs]
+    groups: list[tuple[tuple[int, ...], ...]]
+    if share_prompts:
+        groups = [(pos.ids, neg.ids) for pos, neg in candidates]
+    else:
+        groups = [(c.ids,) for both in candidates for c in both]
     sets = {c.softmax: softmax_tokens(vocab, c.softmax) for c in conventions}
-    logprobs = scorer.token_logprobs(list(unique), sets)
+    logprobs = scorer.token_logprobs(groups, sets)
     out = []
     for convention in conventions:
+        per_candidate = [a for group in logprobs[convention.softmax] for a in group]
         nll = np.array(
             [
-                _nll(logprobs[convention.softmax][unique[c.ids]], c, convention, pairs[k // 2])
-                for k, c in enumerate(candidates)
+                _nll(per_candidate[k], c, convention, pairs[k // 2])
+                for k, c in enumerate(c for both in candidates for c in both)
             ]
         )
         out.append(PairScores(convention, tuple(p.id for p in pairs), nll[0::2], nll[1::2]))

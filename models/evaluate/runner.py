@@ -71,7 +71,7 @@ def evaluate_suite(
     manifests: Sequence[ManifestRef],
     conventions: Sequence[Convention],
     *,
-    max_batch_tokens: int = 16384,
+    max_batch_tokens: int | None = None,
 ) -> list[SuiteScore]:
     """Score every manifest under every convention that applies to it (one set of forward
     passes per manifest)."""

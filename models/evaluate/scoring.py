@@ -1,50 +1,99 @@
-"""Per-token log-likelihoods of many sequences, batched by length.
+"""Per-token log-likelihoods of candidate sequences, with shared prefixes computed once.
 
-Unique sequences are sorted by length (longest first) and packed into right-padded batches
-under a token budget (padding included), so a batch wastes little on padding and its logits fit
-in memory: the budget is capped so that one batch's float32 logits stay under
-``logits_bytes``. Log-probabilities come from ``logit[target] - logsumexp(logits)`` (no
-vocabulary-sized copy), in float32, returned as float64 arrays. One forward pass serves every
-softmax restriction asked for.
+The candidates of one pair share their prompt. They are packed into one row as a token trie:
+each distinct prefix appears once, every token attends only to its ancestors (a 4-D attention
+mask) and sits at its depth (position ids), so a token's logits are exactly those of its own
+candidate sequence run alone, and the prompt is computed once instead of once per candidate
+(identical candidates become one path, hence exact ties). Rows are sorted by length and packed
+into right-padded batches under a token budget, capped so that a batch's float32 logits stay
+under ``logits_bytes``. Log-probabilities are ``logit[target] - logsumexp(logits)`` taken only
+at the rows that predict a candidate token; one forward pass serves every softmax restriction.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 
-Sequence_ = tuple[int, ...]
+Tokens = tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class PackedRow:
+    """A trie of candidate sequences laid out as one row."""
+
+    ids: list[int]
+    parents: list[int]
+    """Index of each token's parent in the row (-1 for a root)."""
+    depths: list[int]
+    paths: list[list[int]]
+    """Per candidate, the row indices of its tokens in order."""
+
+    @classmethod
+    def of(cls, candidates: Sequence[Tokens]) -> PackedRow:
+        ids: list[int] = []
+        parents: list[int] = []
+        depths: list[int] = []
+        children: dict[tuple[int, int], int] = {}
+        paths = []
+        for cand in candidates:
+            node, path = -1, []
+            for depth, token in enumerate(cand):
+                key = (node, token)
+                if key not in children:
+                    children[key] = len(ids)
+                    ids.append(token)
+                    parents.append(node)
+                    depths.append(depth)
+                node = children[key]
+                path.append(node)
+            paths.append(path)
+        return cls(ids, parents, depths, paths)
+
+    def ancestors(self, width: int) -> np.ndarray:
+        """[width, width] bool: token i may attend to token j (j is i or an ancestor of i);
+        padding attends to itself only."""
+        allowed = np.eye(width, dtype=bool)
+        for i, parent in enumerate(self.parents):
+            if parent >= 0:
+                allowed[i] |= allowed[parent]
+        return allowed
 
 
 class LikelihoodScorer:
-    """Scores token sequences under a causal LM (a transformers model)."""
+    """Scores candidate sequences under a causal LM (a transformers model)."""
 
     def __init__(
         self,
         model: torch.nn.Module,
         *,
         pad_id: int = 0,
-        max_batch_tokens: int = 16384,
+        max_batch_tokens: int | None = None,
         max_batch_size: int = 256,
         logits_bytes: float = 1 << 30,
     ) -> None:
         self.model = model.eval()
         self.device = next(model.parameters()).device
         self.pad_id = pad_id
-        vocab = int(model.get_output_embeddings().weight.shape[0])  # type: ignore[operator]
-        self.max_batch_tokens = max(1, min(max_batch_tokens, int(logits_bytes // (4 * vocab))))
+        self.vocab_size = int(model.get_output_embeddings().weight.shape[0])  # type: ignore[operator]
+        if max_batch_tokens is None:  # CPU caches favour small batches; GPUs large ones
+            max_batch_tokens = 4096 if self.device.type == "cpu" else 65536
+        self.max_batch_tokens = max(
+            1, min(max_batch_tokens, int(logits_bytes // (4 * self.vocab_size)))
+        )
         self.max_batch_size = max_batch_size
         self.forward_passes = 0
 
-    def batches(self, sequences: Sequence[Sequence_]) -> list[list[int]]:
-        """Indices of ``sequences`` grouped into batches, longest sequences first."""
-        order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
+    def batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Indices of rows of these lengths grouped into batches, longest rows first."""
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
         batches: list[list[int]] = []
         for i in order:
             current = batches[-1] if batches else None
-            width = len(sequences[current[0]]) if current else 0  # the first is the longest
+            width = lengths[current[0]] if current else 0  # the first row is the longest
             if (
                 current is not None
                 and len(current) < self.max_batch_size
@@ -57,43 +106,71 @@ class LikelihoodScorer:
 
     def token_logprobs(
         self,
-        sequences: Sequence[Sequence_],
+        groups: Sequence[Sequence[Tokens]],
         token_sets: Mapping[str, torch.Tensor | None],
-    ) -> dict[str, list[np.ndarray]]:
+    ) -> dict[str, list[list[np.ndarray]]]:
         """For each named softmax (None: the full vocabulary; else the allowed token ids), per
-        sequence: ``log p(ids[t] | ids[:t])`` for ``t = 1 … len - 1``; NaN where the target is
-        outside the allowed set."""
-        out: dict[str, list[np.ndarray]] = {k: [np.empty(0)] * len(sequences) for k in token_sets}
+        group, per candidate: ``log p(c[t] | c[:t])`` for ``t = 1 … len(c) - 1``; NaN where the
+        target is outside the allowed set. The candidates of a group share one row."""
+        rows = [PackedRow.of(g) for g in groups]
+        out: dict[str, list[list[np.ndarray]]] = {k: [[] for _ in rows] for k in token_sets}
         lookups = {k: self._lookup(v) for k, v in token_sets.items()}
-        for batch in self.batches(sequences):
-            logits, targets, lengths = self._forward([sequences[i] for i in batch])
+        for batch in self.batches([len(r.ids) for r in rows]):
+            where, targets, spans = _predictions([rows[i] for i in batch])
+            owners = [i for i in batch for _ in rows[i].paths]
+            logits = self._forward([rows[i] for i in batch])
+            picked = logits[where[:, 0], where[:, 1]].float()
+            target_ids = torch.as_tensor(targets, device=picked.device)
             for name, allowed in token_sets.items():
-                scores = _target_logprobs(logits, targets, allowed, lookups[name])
-                for row, i in enumerate(batch):
-                    out[name][i] = scores[row, : lengths[row] - 1].double().cpu().numpy()
+                scores = _target_logprobs(picked, target_ids, allowed, lookups[name])
+                values = scores.double().cpu().numpy()
+                for (start, stop), i in zip(spans, owners, strict=True):
+                    out[name][i].append(values[start:stop])
         return out
 
     def _lookup(self, allowed: torch.Tensor | None) -> torch.Tensor | None:
         """Vocabulary id -> position in ``allowed`` (-1 if absent)."""
         if allowed is None:
             return None
-        vocab = int(self.model.get_output_embeddings().weight.shape[0])  # type: ignore[operator]
-        table = torch.full((vocab,), -1, dtype=torch.long)
+        table = torch.full((self.vocab_size,), -1, dtype=torch.long)
         table[allowed.long()] = torch.arange(len(allowed))
         return table.to(self.device)
 
     @torch.no_grad()
-    def _forward(self, seqs: list[Sequence_]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for row, seq in enumerate(seqs):
-            ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-            mask[row, : len(seq)] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        logits = self.model(input_ids=ids, attention_mask=mask).logits
+    def _forward(self, rows: list[PackedRow]) -> torch.Tensor:
+        width = max(len(r.ids) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        positions = torch.zeros((len(rows), width), dtype=torch.long)
+        allowed = np.zeros((len(rows), 1, width, width), dtype=bool)
+        for k, row in enumerate(rows):
+            ids[k, : len(row.ids)] = torch.tensor(row.ids)
+            positions[k, : len(row.ids)] = torch.tensor(row.depths)
+            allowed[k, 0] = row.ancestors(width)
+        dtype = next(self.model.parameters()).dtype
+        mask = torch.zeros(allowed.shape, dtype=dtype)
+        mask.masked_fill_(torch.from_numpy(~allowed), torch.finfo(dtype).min)
+        logits: torch.Tensor = self.model(
+            input_ids=ids.to(self.device),
+            position_ids=positions.to(self.device),
+            attention_mask=mask.to(self.device),
+        ).logits
         self.forward_passes += 1
-        return logits[:, :-1].float(), ids[:, 1:], [len(s) for s in seqs]
+        return logits
+
+
+def _predictions(rows: list[PackedRow]) -> tuple[torch.Tensor, list[int], list[tuple[int, int]]]:
+    """(batch row and position of every prediction, its target id, per candidate its
+    (start, stop) in the prediction list)."""
+    where: list[tuple[int, int]] = []
+    targets: list[int] = []
+    spans = []
+    for k, row in enumerate(rows):
+        for path in row.paths:
+            start = len(where)
+            where += [(k, path[t - 1]) for t in range(1, len(path))]
+            targets += [row.ids[path[t]] for t in range(1, len(path))]
+            spans.append((start, len(where)))
+    return torch.tensor(where, dtype=torch.long).reshape(-1, 2), targets, spans
 
 
 def _target_logprobs(

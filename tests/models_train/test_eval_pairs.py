@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from eval_helpers import bigram_model, bigram_table, bigram_vocab, ids
 
 from slscale.errors import ConfigError, SlscaleError
@@ -99,10 +100,10 @@ def test_all_conventions_come_from_one_set_of_forward_passes(world: Any) -> None
     ]
     results = score_pairs(scorer, vocab, STORY_PAIRS, conventions)
     assert [r.accuracy for r in results] == [0.625, 0.625, 0.625, 0.375]
-    assert scorer.forward_passes == 1  # 7 unique sequences fit one batch
+    assert scorer.forward_passes == 1  # the 4 packed pairs fit one batch
 
 
-def test_batching_does_not_change_the_scores(world: Any) -> None:
+def test_batching_and_prompt_sharing_do_not_change_the_scores(world: Any) -> None:
     vocab, _, model, _ = world
     pairs = STORY_PAIRS + [
         pair(f"p{k}", speech(*range(k % 6)), speech(1, 2), speech(3)) for k in range(2, 30)
@@ -111,18 +112,38 @@ def test_batching_does_not_change_the_scores(world: Any) -> None:
     batched = LikelihoodScorer(model, pad_id=vocab.pad_token_id)
     single = LikelihoodScorer(model, pad_id=vocab.pad_token_id, max_batch_tokens=1)
     (a,) = score_pairs(batched, vocab, pairs, convention)
-    (b,) = score_pairs(single, vocab, pairs, convention)
+    (b,) = score_pairs(single, vocab, pairs, convention, share_prompts=False)
     np.testing.assert_allclose(a.positive_nll, b.positive_nll, atol=1e-5)
     np.testing.assert_allclose(a.negative_nll, b.negative_nll, atol=1e-5)
-    assert batched.forward_passes < single.forward_passes / 5
+    assert batched.forward_passes == 1 and single.forward_passes == 2 * len(pairs)
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+def test_packed_candidates_score_as_if_each_ran_alone(family: str) -> None:
+    # a random (untrained) model: every token's logits depend on its whole context, so a mask
+    # or position error in the packed row would show
+    from slscale.models.train.toy import ToyModel
+
+    torch.manual_seed(0)
+    model = ToyModel(family=family, vocab_size=40, hidden_size=32)().eval()
+    prompt = (1, 5, 9, 2, 7, 7)
+    candidates = [(*prompt, 3, 4, 8), (*prompt, 3, 6), (*prompt, 11), (*prompt, 3, 4, 8)]
+    scorer = LikelihoodScorer(model)
+    (packed,) = scorer.token_logprobs([candidates], {"full": None})["full"]
+    for cand, scores in zip(candidates, packed, strict=True):
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([cand])).logits[0, :-1]
+        alone = logits.log_softmax(-1).gather(-1, torch.tensor(cand[1:])[:, None])[:, 0]
+        np.testing.assert_allclose(scores, alone.double().numpy(), atol=1e-5)
+    assert np.array_equal(packed[0], packed[3])  # one path in the trie: an exact tie
 
 
 def test_batches_are_longest_first_and_within_the_token_budget(world: Any) -> None:
     _, _, model, _ = world
     scorer = LikelihoodScorer(model, max_batch_tokens=12)
-    sequences = [(1,) * n for n in (2, 5, 3, 6, 1, 4)]
-    batches = scorer.batches(sequences)
-    assert [[len(sequences[i]) for i in b] for b in batches] == [[6, 5], [4, 3, 2], [1]]
+    lengths = [2, 5, 3, 6, 1, 4]
+    batches = scorer.batches(lengths)
+    assert [[lengths[i] for i in b] for b in batches] == [[6, 5], [4, 3, 2], [1]]
 
 
 def test_candidates_are_written_like_training_documents(world: Any) -> None:
