@@ -2,6 +2,7 @@
 multi-speaker variants) under recorded scoring conventions, batched by length."""
 
 from slscale.models.evaluate.conventions import CUERVO_MARXER, SLAMKIT, Convention
+from slscale.models.evaluate.generate import generate
 from slscale.models.evaluate.pairs import PairScores, score_pairs
 from slscale.models.evaluate.runner import SuiteScore, evaluate_suite, load_checkpoint
 from slscale.models.evaluate.scoring import LikelihoodScorer
@@ -17,6 +18,7 @@ __all__ = [
     "SuiteScore",
     "evaluate_suite",
     "find_manifests",
+    "generate",
     "load_checkpoint",
     "score_pairs",
 ]

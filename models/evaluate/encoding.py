@@ -15,7 +15,7 @@ import dataclasses
 import numpy as np
 
 from slscale.errors import SlscaleError
-from slscale.models.data.manifest import SPEECH, EvalItem, EvalPair
+from slscale.models.data.manifest import SPEECH, TEXT, EvalItem, EvalPair
 from slscale.models.vocab import SpeechTextVocab
 
 
@@ -39,27 +39,29 @@ def encode_pair(pair: EvalPair, vocab: SpeechTextVocab) -> tuple[Encoded, Encode
         raise SlscaleError(f"pair {pair.id!r}: {exc}") from None
 
 
-def _encode(prompt: EvalItem | None, continuation: EvalItem, vocab: SpeechTextVocab) -> Encoded:
+def prefix(prompt: EvalItem | None, modality: str, vocab: SpeechTextVocab) -> list[int]:
+    """``[bos] <m1> prompt… [<m2>]``: what a continuation in ``modality`` follows."""
     head = [] if vocab.bos_token_id is None else [vocab.bos_token_id]
-    if prompt is None:
-        head.append(_marker(continuation, vocab))
-        tail = _ids(continuation, vocab)
+    if prompt is not None:
+        head += [_marker(prompt.modality, vocab), *_ids(prompt, vocab)]
+    if prompt is None or prompt.modality != modality:
+        head.append(_marker(modality, vocab))
+    return head
+
+
+def _encode(prompt: EvalItem | None, continuation: EvalItem, vocab: SpeechTextVocab) -> Encoded:
+    head = prefix(prompt, continuation.modality, vocab)
+    if prompt is not None and prompt.modality == continuation.modality == TEXT:
+        tail = _text_after(prompt, continuation, vocab)
     else:
-        head += [_marker(prompt, vocab), *_ids(prompt, vocab)]
-        if continuation.modality != prompt.modality:
-            head.append(_marker(continuation, vocab))
-            tail = _ids(continuation, vocab)
-        elif continuation.modality == SPEECH:
-            tail = _ids(continuation, vocab)
-        else:
-            tail = _text_after(prompt, continuation, vocab)
+        tail = _ids(continuation, vocab)
     if not tail:
         raise ValueError("the continuation encodes to no tokens")
     return Encoded(ids=tuple(head + tail), continuation_start=len(head))
 
 
-def _marker(item: EvalItem, vocab: SpeechTextVocab) -> int:
-    return vocab.speech_token_id if item.modality == SPEECH else vocab.text_token_id
+def _marker(modality: str, vocab: SpeechTextVocab) -> int:
+    return vocab.speech_token_id if modality == SPEECH else vocab.text_token_id
 
 
 def _ids(item: EvalItem, vocab: SpeechTextVocab) -> list[int]:

@@ -235,3 +235,28 @@ def test_scorer_caps_the_batch_by_logit_memory(world: Any) -> None:
     _, _, model, _ = world
     scorer = LikelihoodScorer(model, max_batch_tokens=10**9, logits_bytes=16 * 4 * 100)
     assert scorer.max_batch_tokens == 100  # 100 positions of 16 float32 logits
+
+
+def test_generation_stays_in_its_modality(world: Any) -> None:
+    from slscale.models.evaluate.generate import generate
+
+    vocab, _, model, t = world
+    # greedy over units from u0: u1 (.45), then u1 -> u1 (.7) ...
+    assert generate(model, vocab, speech(0), SPEECH, max_new_tokens=3) == [t["u1"]] * 3
+    # from u3 the likeliest next token is <text> (.9), which a speech continuation may not use
+    assert generate(model, vocab, speech(3), SPEECH, max_new_tokens=2) == [t["u3"]] * 2
+    # a text continuation after a speech prompt starts after <text>: "a" (.6), then "b" (.6)
+    assert generate(model, vocab, speech(0), TEXT, max_new_tokens=2) == [t["a"], t["b"]]
+
+
+def test_sampled_generation_is_seeded(world: Any) -> None:
+    from slscale.models.evaluate.generate import generate
+
+    vocab, _, model, _ = world
+    units = set(range(vocab.unit_offset, vocab.unit_offset + vocab.num_units))
+    draws = [
+        generate(model, vocab, None, SPEECH, max_new_tokens=20, temperature=1.0, seed=s)
+        for s in (1, 1, 2)
+    ]
+    assert draws[0] == draws[1] != draws[2]
+    assert all(set(d) <= units for d in draws)
