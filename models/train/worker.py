@@ -5,7 +5,8 @@ It is a plain function of one argument so that it serves as Ray Train's ``train_
 multi-process launcher, and as a direct call in a single process. Every worker returns the same
 :class:`TrainResult`; worker 0 alone talks to the store and writes ``result.json``.
 
-Outcomes: SUCCEEDED (budget consumed, model exported), PREEMPTED (SIGTERM/SIGINT: a checkpoint
+A run whose ``result.json`` already says SUCCEEDED is not trained again. Outcomes: SUCCEEDED
+(budget consumed, model exported), PREEMPTED (SIGTERM/SIGINT: a checkpoint
 is written at the end of the current step and the run can be resumed), FAILED (diverged:
 NaN/inf loss or a loss above ``max_loss``; or an exception, which is re-raised).
 """
@@ -26,7 +27,7 @@ from slscale.errors import ConfigError
 from slscale.models.train.config import TrainJob
 from slscale.models.train.distributed import init_distributed
 from slscale.models.train.loop import WorkerLoop
-from slscale.models.train.report import RunReporter
+from slscale.models.train.report import RunReporter, read_result
 from slscale.spec import RunState
 
 
@@ -77,7 +78,31 @@ def train_worker(config: TrainJob | Mapping[str, Any]) -> TrainResult:
             f"field 'num_workers' = {job.config.num_workers}: the process group has "
             f"{info.world_size} workers; launch as many as the run asks for"
         )
+    done = finished_result(job.config.run_dir)
+    if done is not None:
+        return done
     return _Driver(job, WorkerLoop(job, info)).run()
+
+
+def finished_result(run_dir: Path) -> TrainResult | None:
+    """The result of a run that already SUCCEEDED in ``run_dir`` (its result.json), else None:
+    running a finished run again returns its record instead of training it twice."""
+    try:
+        record = read_result(run_dir)
+    except (OSError, ValueError):
+        return None
+    if record.get("state") != RunState.SUCCEEDED:
+        return None
+    return TrainResult(
+        run_id=record["run_id"],
+        state=RunState.SUCCEEDED,
+        steps=record["steps"],
+        tokens=record["tokens"],
+        loss=record["loss"],
+        val_loss=record.get("val_loss"),
+        error=None,
+        run_dir=Path(run_dir),
+    )
 
 
 class _Driver:

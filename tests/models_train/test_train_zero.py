@@ -157,3 +157,12 @@ def test_nan_loss_fails_the_run(dist: Any, tmp_path: Path) -> None:
     assert result.state == RunState.FAILED
     assert result.error is not None and "diverged" in result.error
     assert read_result(result.run_dir)["loss"] is None or result.loss > 2 * math.log(64)
+
+
+def test_a_finished_run_is_not_trained_again(finished: Any) -> None:
+    job, result = finished
+    metrics = result.run_dir / "metrics.jsonl"
+    before = metrics.stat().st_mtime_ns, (result.run_dir / "result.json").read_text()
+    again = train_worker(job)
+    assert again == result
+    assert (metrics.stat().st_mtime_ns, (result.run_dir / "result.json").read_text()) == before
