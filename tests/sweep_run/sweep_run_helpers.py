@@ -71,9 +71,16 @@ class Events:
         return [r for r, m in self.lines if m.startswith("attempt") and m.endswith("started")]
 
 
-def run_sweep(workdir: Path, grid_path: Path, run_fn: Any, address: str, **options: Any) -> Any:
+def run_sweep(
+    workdir: Path,
+    grid_path: Path,
+    run_fn: Any,
+    address: str,
+    reporter: Any = None,
+    **options: Any,
+) -> Any:
     """Launch a grid in this process (short leases and polls, so the tests go fast)."""
-    events = Events()
+    events = reporter or Events()
     settings = {"lease_seconds": 4.0, "poll_seconds": 0.2, "stop_grace_seconds": 10.0, **options}
     opts = LaunchOptions(workdir=str(workdir), address=address, **settings)
     report = launch(specs_of(grid_path), opts, run_fn=run_fn, reporter=events)

@@ -1,15 +1,21 @@
 """The scheduler on a real local Ray cluster with synthetic runs: completion, retries by cause,
-resume after a killed worker, cancel, and relaunches that only run what is missing."""
+resume after a killed worker, cancel, relaunches that only run what is missing, and drivers as
+separate processes on one cluster and one store (a driver killed mid-sweep and relaunched, two
+drivers racing over the same grid)."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import threading
+import time
 
+import psutil
 import pytest
 from sweep_run_helpers import (
     TOKENS_PER_STEP,
+    cli_driver,
     curve,
     executions,
     records,
@@ -23,9 +29,12 @@ from slscale.cli import main as slscale_cli
 from slscale.identity import run_id
 from slscale.spec import RunState, spec_to_dict
 from slscale.store import open_store
+from slscale.sweep.scheduler.progress import ConsoleReporter
 from slscale.sweep.scheduler.runners import SyntheticRun
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(180)
+
+STEP_SECONDS = 0.1
 
 
 def test_a_six_run_grid_completes_largest_first_with_full_curves(ray_address, tmp_path):
@@ -162,3 +171,119 @@ def test_dry_run_changes_nothing(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith("dry run: 2 run, 0 resume, 0 retry, 0 skip")
     assert not (workdir / "results.db").exists()
+
+
+def test_the_live_display_shows_progress_and_eta(ray_address, tmp_path):
+    grid = write_grid(tmp_path / "grid.yaml", seeds=[0, 1], steps=[6])
+    screen = io.StringIO()
+    live = ConsoleReporter(stream=screen, live=True)
+    try:
+        report, _ = run_sweep(
+            tmp_path / "w", grid, SyntheticRun(step_seconds=0.4), ray_address, reporter=live
+        )
+    finally:
+        live.close()
+    assert report.ok
+    text = screen.getvalue()
+    assert "tokens" in text and "FLOPs" in text and "ETA" in text
+    assert any(run_id(s)[:20] in text for s in specs_of(grid))
+
+
+def test_without_a_terminal_progress_is_one_line_per_event():
+    lines = io.StringIO()
+    reporter = ConsoleReporter(stream=lines)  # a StringIO is not a TTY
+    reporter.event("run-a", "attempt 1 started")
+    reporter.event("run-a", "SUCCEEDED in 1.0 s")
+    assert [line.split(" ", 1)[1] for line in lines.getvalue().splitlines()] == [
+        "run-a: attempt 1 started",
+        "run-a: SUCCEEDED in 1.0 s",
+    ]
+    quiet = io.StringIO()
+    ConsoleReporter(stream=quiet, quiet=True).event("run-a", "attempt 1 started")
+    assert quiet.getvalue() == ""
+
+
+def test_a_killed_driver_is_relaunched_without_redoing_finished_runs(ray_address, tmp_path):
+    workdir = tmp_path / "w"
+    grid = write_grid(tmp_path / "grid.yaml", seeds=[0, 1, 2, 3, 4, 5], steps=[16])
+    kwargs = {"step_seconds": STEP_SECONDS, "checkpoint_every_steps": 4}
+    driver = cli_driver(workdir, grid, ray_address, "--lease-seconds", "60", run_fn_kwargs=kwargs)
+
+    def mid_sweep():
+        if not (workdir / "results.db").exists():
+            return None
+        runs = records(workdir).values()
+        done = [r for r in runs if r.state == RunState.SUCCEEDED]
+        running = [
+            r for r in runs if r.state == RunState.RUNNING and len(curve(workdir, r.run_id)) >= 5
+        ]
+        return len(done) >= 2 and running
+
+    try:
+        wait_for(mid_sweep, 90, "two finished runs and one past its first checkpoint")
+    finally:
+        driver.kill()  # SIGKILL: no cleanup at all
+        driver.communicate()
+    before = records(workdir)
+    finished = {r for r, rec in before.items() if rec.state == RunState.SUCCEEDED}
+    interrupted = {r for r, rec in before.items() if rec.state == RunState.RUNNING}
+    assert interrupted and finished
+    # Ray stops the runs of a dead driver: their processes go away.
+    pids = [executions(workdir, r)[-1]["pid"] for r in interrupted]
+    wait_for(lambda: not any(psutil.pid_exists(p) for p in pids), 30, "the runs to stop")
+    logged = {r: len(curve(workdir, r)) for r in interrupted}
+
+    start = time.monotonic()
+    report, events = run_sweep(workdir, grid, SyntheticRun(**kwargs), ray_address, lease_seconds=60)
+    assert report.ok
+    # The dead driver's leases (60 s) were taken over at once, not after expiring.
+    assert time.monotonic() - start < 45
+    assert any("took over" in m for _, m in events.lines)
+    after = records(workdir)
+    assert set(events.started()) == set(before) - finished
+    for rid in finished:
+        assert (after[rid].attempts, after[rid].updated_at) == (
+            before[rid].attempts,
+            before[rid].updated_at,
+        )
+        assert len(executions(workdir, rid)) == 1
+    for rid in interrupted:
+        assert after[rid].attempts == before[rid].attempts + 1
+        # Resumed from the last checkpoint attempt 1 wrote, not from 0: a periodic one (every
+        # 4 steps) or, when Ray stopped the orphaned run with SIGTERM, one at its last step.
+        writer = curve(workdir, rid, "attempt")
+        resumed_at = max((s for s, a in writer.items() if a == 1), default=0)
+        assert 4 * ((logged[rid] - 1) // 4) <= resumed_at <= logged[rid]
+        assert resumed_at % 4 == 0 or resumed_at == logged[rid]
+    assert max(logged.values()) >= 5  # at least one run was past a checkpoint
+    for spec in specs_of(grid):
+        assert sorted(curve(workdir, run_id(spec))) == list(range(1, 17))
+
+
+def test_two_drivers_on_one_store_never_run_a_cell_twice(ray_address, tmp_path):
+    workdir = tmp_path / "w"
+    grid = write_grid(tmp_path / "grid.yaml", seeds=list(range(8)), steps=[10])
+    kwargs = {"step_seconds": 0.05}
+    drivers = [
+        cli_driver(
+            workdir,
+            grid,
+            ray_address,
+            "--max-concurrent",
+            "1",
+            "--lease-seconds",
+            "20",
+            run_fn_kwargs=kwargs,
+        )
+        for _ in range(2)
+    ]
+    outputs = [d.communicate(timeout=150)[0] for d in drivers]
+    assert [d.returncode for d in drivers] == [0, 0], outputs
+    ids = {run_id(s) for s in specs_of(grid)}
+    runs = records(workdir)
+    assert {runs[r].state for r in ids} == {RunState.SUCCEEDED}
+    assert {runs[r].attempts for r in ids} == {1}
+    assert all(len(executions(workdir, r)) == 1 for r in ids)
+    started = [{r for r in ids if f"{r}: attempt 1 started" in output} for output in outputs]
+    assert started[0] | started[1] == ids
+    assert not started[0] & started[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -55,6 +56,7 @@ def _worker_of(rid):
     return None
 
 
+@pytest.mark.slow
 def test_a_killed_trainer_resumes_and_matches_an_uninterrupted_run(ray_address, tmp_path):
     grid = write_grid(tmp_path / "grid.yaml", seeds=[3], steps=[120])
     (spec,) = specs_of(grid)
@@ -81,3 +83,16 @@ def test_a_killed_trainer_resumes_and_matches_an_uninterrupted_run(ray_address, 
     assert sorted(resumed) == list(range(1, 121))
     # Same data order, RNG state and optimizer state after the resume: the same numbers.
     assert resumed == uninterrupted
+
+
+@pytest.mark.slow
+def test_a_two_worker_run_trains_as_a_ray_train_worker_group(ray_address, tmp_path):
+    grid = write_grid(tmp_path / "grid.yaml", seeds=[4], steps=[8])
+    (spec,) = specs_of(grid)
+    rid, workdir = run_id(spec), tmp_path / "w"
+    report, _ = run_sweep(workdir, grid, trainer(zero_stage=2), ray_address, workers_per_run=2)
+    assert report.ok
+    result = json.loads((workdir / "runs" / rid / "result.json").read_text())
+    assert result["runtime"]["world_size"] == 2 and result["runtime"]["zero_stage"] == 2
+    assert sorted(curve(workdir, rid)) == list(range(1, 9))
+    assert records(workdir)[rid].summary["tokens"] == spec.tokens

@@ -136,7 +136,7 @@ def test_tune_finds_each_sizes_optimum_and_fits_the_rule(ray_address, tmp_path, 
         "--run-fn",
         "slscale.sweep.scheduler.runners:SyntheticRun",
         "--run-fn-kwargs",
-        json.dumps({"lr_optimum": [1.0, -0.5]}),
+        json.dumps({"lr_optimum": [1.0, -0.5], "store": False}),
     ]
     assert slscale_cli(argv) == 0
     rule = LRRule.load(out)
