@@ -6,8 +6,9 @@ mask) and sits at its depth (position ids), so a token's logits are exactly thos
 candidate sequence run alone, and the prompt is computed once instead of once per candidate
 (identical candidates become one path, hence exact ties). Rows are sorted by length and packed
 into right-padded batches under a token budget, capped so that a batch's float32 logits stay
-under ``logits_bytes``. Log-probabilities are ``logit[target] - logsumexp(logits)`` taken only
-at the rows that predict a candidate token; one forward pass serves every softmax restriction.
+under ``logits_bytes``. The LM head runs only at the positions that predict a candidate token;
+log-probabilities are ``logit[target] - logsumexp(logits)``; one forward pass serves every
+softmax restriction.
 """
 
 from __future__ import annotations
@@ -118,8 +119,7 @@ class LikelihoodScorer:
         for batch in self.batches([len(r.ids) for r in rows]):
             where, targets, spans = _predictions([rows[i] for i in batch])
             owners = [i for i in batch for _ in rows[i].paths]
-            logits = self._forward([rows[i] for i in batch])
-            picked = logits[where[:, 0], where[:, 1]].float()
+            picked = self._forward([rows[i] for i in batch], where.to(self.device)).float()
             target_ids = torch.as_tensor(targets, device=picked.device)
             for name, allowed in token_sets.items():
                 scores = _target_logprobs(picked, target_ids, allowed, lookups[name])
@@ -137,7 +137,8 @@ class LikelihoodScorer:
         return table.to(self.device)
 
     @torch.no_grad()
-    def _forward(self, rows: list[PackedRow]) -> torch.Tensor:
+    def _forward(self, rows: list[PackedRow], where: torch.Tensor) -> torch.Tensor:
+        """Logits at the (row, position) pairs ``where`` of a padded batch of ``rows``."""
         width = max(len(r.ids) for r in rows)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         positions = torch.zeros((len(rows), width), dtype=torch.long)
@@ -149,12 +150,19 @@ class LikelihoodScorer:
         dtype = next(self.model.parameters()).dtype
         mask = torch.zeros(allowed.shape, dtype=dtype)
         mask.masked_fill_(torch.from_numpy(~allowed), torch.finfo(dtype).min)
-        logits: torch.Tensor = self.model(
-            input_ids=ids.to(self.device),
-            position_ids=positions.to(self.device),
-            attention_mask=mask.to(self.device),
-        ).logits
+        inputs = {
+            "input_ids": ids.to(self.device),
+            "position_ids": positions.to(self.device),
+            "attention_mask": mask.to(self.device),
+        }
         self.forward_passes += 1
+        head = self.model.get_output_embeddings()  # type: ignore[operator]
+        decoder = getattr(self.model, "get_decoder", None)
+        if decoder is None or head is None:
+            return self.model(**inputs).logits[where[:, 0], where[:, 1]]
+        # the LM head only where a prediction is scored (transformers CausalLM layout)
+        hidden = decoder()(**inputs).last_hidden_state
+        logits: torch.Tensor = head(hidden[where[:, 0], where[:, 1]])
         return logits
 
 
