@@ -185,13 +185,16 @@ def launch(
     run_fn: oc.RunFunction | None = None,
     reporter: Reporter | None = None,
 ) -> SweepReport:
-    """Execute every run of ``specs`` that is not finished; return when all are."""
+    """Execute every run of ``specs`` that is not finished; return when all are.
+
+    ``run_fn`` trains one run (:func:`trainer_run_function` for the DeepSpeed trainer)."""
+    if run_fn is None:
+        raise SlscaleError("no run function: pass --data DIR (the trainer's data) or --run-fn")
     workdir = os.path.abspath(options.workdir)
     options = dataclasses.replace(options, workdir=workdir)
     with open_store(resolve_store_target(options.store, workdir)) as store:
         plan = prepare(specs, options, store)
         RayBackend.connect(options.address, options.num_cpus)
-        run_fn = run_fn or default_run_function()
         backend = RayBackend(
             run_fn, getattr(run_fn, "worker_fn", None), use_gpu=_cluster_gpus() > 0
         )
@@ -223,11 +226,20 @@ def _cluster_gpus() -> float:
     return float(ray.cluster_resources().get("GPU", 0.0))
 
 
-def default_run_function() -> oc.RunFunction:
-    """The DeepSpeed trainer, on the models stage's job builder."""
-    from slscale.sweep.scheduler.runners import MarkovJob, TrainerRun
+def trainer_run_function(
+    data_dir: str,
+    tokenizer: str | None = None,
+    runtime: Mapping[str, Any] | None = None,
+    plan_gpu: str | None = None,
+) -> oc.RunFunction:
+    """The trainer behind ``slscale train`` on the data in ``data_dir``: a
+    :class:`~slscale.models.train.spec_job.SpecJobBuilder` job per run; on GPU clusters the
+    plan of ``plan_gpu`` sets each run's ZeRO stage and micro-batch."""
+    from slscale.models.train.spec_job import SpecJobBuilder
+    from slscale.sweep.scheduler.runners import TrainerRun
 
-    return TrainerRun(job_builder=MarkovJob())
+    builder = SpecJobBuilder(data_dir=os.path.abspath(data_dir), tokenizer=tokenizer)
+    return TrainerRun(job_builder=builder, runtime=dict(runtime or {}), plan_gpu=plan_gpu)
 
 
 def load_run_function(ref: str, kwargs: Mapping[str, Any] | None = None) -> oc.RunFunction:

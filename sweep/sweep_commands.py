@@ -110,6 +110,28 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
         help="keyword arguments of --run-fn when it names a class or factory",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    t = p.add_argument_group("the trainer (as in slscale train)")
+    t.add_argument("--data", help="data folder every run trains on (text/, speech/, ...)")
+    t.add_argument("--tokenizer", help="text tokenizer folder (default: <data>/tokenizer)")
+    t.add_argument(
+        "--zero-stage",
+        type=int,
+        choices=(0, 1, 2, 3),
+        help="ZeRO stage of every run (default: the plan's on GPUs, 0 on CPUs)",
+    )
+    t.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="STEPS",
+        help="checkpoint cadence (default: 20 checkpoints per run)",
+    )
+    t.add_argument(
+        "--log-every",
+        type=int,
+        default=10,
+        metavar="STEPS",
+        help="steps between logged metrics (default 10)",
+    )
 
 
 def _tune_parser(sub: Any) -> None:
@@ -201,13 +223,17 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 
 def run_function(args: argparse.Namespace) -> Any:
-    """The run function named by --run-fn/--run-fn-kwargs, or None (the trainer)."""
-    from slscale.sweep.launch import load_run_function
+    """The trainer on --data, or the run function named by --run-fn/--run-fn-kwargs."""
+    from slscale.sweep.launch import load_run_function, trainer_run_function
 
+    if args.run_fn and args.data:
+        raise SlscaleError("give --data (the trainer) or --run-fn, not both")
     if not args.run_fn:
         if args.run_fn_kwargs:
             raise SlscaleError("--run-fn-kwargs needs --run-fn")
-        return None
+        if not args.data:
+            raise SlscaleError("pass --data DIR (the data folder runs train on) or --run-fn")
+        return trainer_run_function(args.data, args.tokenizer, _trainer_runtime(args), args.gpu)
     try:
         kwargs = json.loads(args.run_fn_kwargs) if args.run_fn_kwargs else None
     except json.JSONDecodeError as exc:
@@ -215,6 +241,17 @@ def run_function(args: argparse.Namespace) -> Any:
     if kwargs is not None and not isinstance(kwargs, dict):
         raise SlscaleError(f"--run-fn-kwargs {args.run_fn_kwargs!r}: must be a JSON object")
     return load_run_function(args.run_fn, kwargs)
+
+
+def _trainer_runtime(args: argparse.Namespace) -> dict[str, Any]:
+    """TrainConfig fields set on the command line (the rest: the trainer's defaults, the plan's
+    ZeRO stage and micro-batch on GPUs, 20 checkpoints per run)."""
+    runtime = {"log_every_steps": args.log_every}
+    if args.zero_stage is not None:
+        runtime["zero_stage"] = args.zero_stage
+    if args.checkpoint_every is not None:
+        runtime["checkpoint_every_steps"] = args.checkpoint_every
+    return runtime
 
 
 def format_dry_run(plan: Any) -> str:

@@ -48,6 +48,11 @@ class TrainerRun:
     checkpoints_per_run: int = 20
     """Unless ``runtime`` sets ``checkpoint_every_steps``: checkpoint this many times over a
     run, so a lost process costs at most 1/20 of the run."""
+    plan_gpu: str | None = None
+    """The GPU type whose resource plan sets each run's ZeRO stage and micro-batch when the
+    run has a GPU (unless ``runtime`` sets them)."""
+    plan_mfu: float = 0.4
+    """MFU assumed by that plan."""
 
     def __call__(
         self, spec: dict[str, Any], run_id: str, workdir: str, store_url: str, attempt: int
@@ -80,7 +85,12 @@ class TrainerRun:
         run = spec_from_dict(spec)
         steps = math.ceil(run.tokens / run.recipe.tokens_per_step)
         every = max(1, steps // max(1, self.checkpoints_per_run))
-        settings = {"checkpoint_every_steps": every, **self.runtime, **runtime}
+        settings = {
+            "checkpoint_every_steps": every,
+            **self._planned(run),
+            **self.runtime,
+            **runtime,
+        }
         job = self.job_builder(run, run_id=run_id, workdir=workdir, store=store_url, **settings)
         result = train_worker(job)
         if result.state == RunState.PREEMPTED:
@@ -88,6 +98,22 @@ class TrainerRun:
         if result.state != RunState.SUCCEEDED:
             raise Diverged(result.error or f"run ended {result.state}")
         return summary_of(read_result(result.run_dir))
+
+    def _planned(self, run: RunSpec) -> dict[str, Any]:
+        import torch
+
+        if self.plan_gpu is None or not torch.cuda.is_available():
+            return {}
+        from slscale.sweep.plan import plan_run
+
+        row = plan_run(run, self.plan_gpu, self.plan_mfu, None)
+        return {"zero_stage": row.zero_stage, "micro_batch_size": row.micro_batch_size}
+
+
+def markov_trainer(**runtime: Any) -> TrainerRun:
+    """The trainer on :class:`MarkovJob` (``--run-fn slscale.sweep.scheduler.runners:
+    markov_trainer``): real DeepSpeed training of each run's architecture without a corpus."""
+    return TrainerRun(job_builder=MarkovJob(), runtime=runtime)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -82,3 +82,14 @@ def test_dry_run_shows_resume_and_skip_from_the_store(tmp_path, capsys):
     assert actions == {ids[0]: "skip", ids[1]: "resume", ids[2]: "skip", ids[3]: "run"}
     assert slscale_cli([*argv, "--retry-failed"]) == 0
     assert "0 retry" not in capsys.readouterr().out.splitlines()[0]
+
+
+def test_launch_needs_the_trainers_data_or_a_run_function(tmp_path, capsys):
+    grid = write_grid(tmp_path / "grid.yaml", seeds=[0], steps=[1])
+    argv = ["sweep", "launch", str(grid), "--workdir", str(tmp_path / "w")]
+    assert slscale_cli(argv) == 2
+    assert "pass --data DIR" in capsys.readouterr().err
+    fn = ["--run-fn", "slscale.sweep.scheduler.runners:SyntheticRun"]
+    assert slscale_cli([*argv, "--data", str(tmp_path), *fn]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()  # nothing registered, no cluster started

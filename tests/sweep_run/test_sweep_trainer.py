@@ -9,9 +9,12 @@ import threading
 
 import psutil
 import pytest
+import yaml
 from sweep_run_helpers import curve, records, run_sweep, specs_of, wait_for, write_grid
 
+from slscale.cli import main as slscale_cli
 from slscale.identity import run_id
+from slscale.models.world.generate import WorldConfig, generate_world
 from slscale.spec import RunState
 from slscale.sweep.scheduler.runners import MarkovJob, TrainerRun
 
@@ -30,22 +33,73 @@ def trainer(**runtime):
 
 
 def test_a_six_run_miniature_grid_trains_to_completion(ray_address, tmp_path):
-    grid = write_grid(tmp_path / "grid.yaml", seeds=[0, 1, 2], steps=[6, 12])
+    """`slscale sweep launch --data`: the trainer of `slscale train` on a generated world."""
+    world = tmp_path / "world"
+    generate_world(world, WorldConfig(words=20_000, eval_pairs=20))
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(
+        yaml.safe_dump(
+            {
+                "name": "world-mini",
+                "base": {
+                    "family": "llama",
+                    "size": "mini-25k",
+                    "tokens": 12 * 4 * 64,
+                    "recipe": {
+                        "global_batch_size": 4,
+                        "context_length": 64,
+                        "lr": 3e-3,
+                        "lr_min": 3e-4,
+                        "warmup_fraction": 0.1,
+                    },
+                },
+                "axes": {
+                    "arm": [
+                        {"modality": "textless", "units_only_vocab": True},
+                        {
+                            "modality": "interleaved",
+                            "mix": {
+                                "text_share": 0.3,
+                                "interleaved_share": 0.4,
+                                "speech_share": 0.3,
+                            },
+                        },
+                    ],
+                    "seed": [0, 1, 2],
+                },
+            }
+        )
+    )
     workdir = tmp_path / "w"
-    report, _ = run_sweep(workdir, grid, trainer(), ray_address)
-    assert report.ok
+    argv = [
+        "sweep",
+        "launch",
+        str(grid),
+        "--workdir",
+        str(workdir),
+        "--data",
+        str(world),
+        "--address",
+        ray_address,
+        "--log-every",
+        "1",
+        "--quiet",
+    ]
+    assert slscale_cli(argv) == 0
     runs = records(workdir)
-    for spec in specs_of(grid):
-        rid = run_id(spec)
-        steps = spec.tokens // (4 * 32)
-        record = runs[rid]
+    assert len(runs) == 6
+    for rid, record in runs.items():
         assert record.state == RunState.SUCCEEDED and record.attempts == 1
-        assert record.summary["tokens"] == spec.tokens and record.summary["steps"] == steps
+        assert record.summary["tokens"] == 12 * 4 * 64 and record.summary["steps"] == 12
         assert record.summary["val_loss"] > 0 and record.summary["n_params"] > 0
         losses = curve(workdir, rid)
-        assert sorted(losses) == list(range(1, steps + 1))
-        assert losses[steps] < losses[1]  # it learned something
-        assert (workdir / "runs" / rid / "result.json").exists()
+        assert sorted(losses) == list(range(1, 13))
+        assert losses[12] < losses[1]  # it learned something
+        assert (workdir / "runs" / rid / "model" / "config.json").exists()
+    assert {spec["modality"] for spec in (r.spec for r in runs.values())} == {
+        "textless",
+        "interleaved",
+    }
 
 
 def _worker_of(rid):
