@@ -71,7 +71,7 @@ SCALES = {
         world_words=400_000,
         eval_pairs=200,
         sizes=("mini-25k", "mini-50k", "mini-100k", "mini-200k"),
-        budgets=(2e11, 6e11),
+        budgets=(1.5e11, 3e11, 6e11),
         textlm_steps=400,
     ),
     "medium": DemoScale(
@@ -84,7 +84,7 @@ SCALES = {
     ),
 }
 
-SUITES = "sSC,tSC,sBLIMP,sWUGGY,MS-sSC,MS-tSC"
+SUITES = "sSC,tSC,sBLIMP,sWUGGY"
 CROSS_MODAL = "S,S2T,T2S,T"
 
 
