@@ -246,9 +246,12 @@ class _Design:
         self.bootstrap_width_: float | None = None
         if draws is not None and np.isfinite(draws).sum() > 1:
             tail = 50 * (1 - self.confidence)
-            low, high = np.nanpercentile(draws, [tail, 100 - tail])
-            self.bootstrap_width_ = float(high - low)
-        self.width_ = self.bootstrap_width_ or self.delta_width_
+            with np.errstate(invalid="ignore"):  # draws at ±inf: an unbounded interval
+                low, high = np.percentile(draws[~np.isnan(draws)], [tail, 100 - tail])
+            width = float(high - low)
+            self.bootstrap_width_ = width if math.isfinite(width) else math.inf
+        finite = self.bootstrap_width_ is not None and math.isfinite(self.bootstrap_width_)
+        self.width_ = self.bootstrap_width_ if finite else self.delta_width_
 
     def _select(
         self, rows: FloatArray, cost: ArrayLike, budget: float, max_runs: int | None

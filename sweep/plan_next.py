@@ -127,7 +127,8 @@ def _init_template(frame: pd.DataFrame) -> str | None:
 
 
 def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    """None, NaN or pandas' NA (a spec field a run did not set)."""
+    return value is None or (np.ndim(value) == 0 and bool(pd.isna(value)))
 
 
 def _plain(value: Any) -> Any:
@@ -156,16 +157,17 @@ def size_label(n_params: float) -> str:
 def default_ladder(
     arm: Arm, low: float, high: float, per_decade: int = 4, convention: str = "total"
 ) -> pd.DataFrame:
-    """Sizes whose N (in the fit's ``convention``) lies in [``low``, ``high``]: the family's
-    presets and non-embedding targets at ``per_decade`` log-spaced steps that it can build."""
-    lo, hi = max(low, families.MIN_TARGET), min(high, families.MAX_TARGET)
-    steps = np.arange(
-        math.floor(math.log10(lo) * per_decade), math.ceil(math.log10(hi) * per_decade) + 1
-    )
-    sizes = [size_label(10 ** (k / per_decade)) for k in steps if lo <= hi]
+    """Sizes whose N (in the fit's ``convention``) lies in [``low``, ``high``] — or the
+    smallest one above ``low`` when none does: the family's presets and non-embedding targets
+    at ``per_decade`` log-spaced steps that it can build."""
+    lo = max(low, families.MIN_TARGET)
+    hi = min(high * 10 ** (2 / per_decade), families.MAX_TARGET)  # a rung or two to spare
+    sizes = [size_label(n) for n in ladder(lo, hi, per_decade)] if lo <= hi else []
     sizes += [p.name for p in families.list_presets(arm.family)]
     table = size_table(arm, sizes, convention, skip_unbuildable=True)
-    inside = table[(table["n_fit"] >= low) & (table["n_fit"] <= high)]
+    above = table[table["n_fit"] >= low].sort_values("n_fit")
+    inside = above[above["n_fit"] <= high]
+    inside = inside if len(inside) or above.empty else above.iloc[:1]
     if inside.empty:
         raise ConfigError(
             f"family {arm.family} builds no size between {low:.3g} and {high:.3g} parameters "
@@ -193,6 +195,20 @@ def size_table(
     return table.drop_duplicates("n_fit")
 
 
+def ladder(low: float, high: float, per_decade: int) -> np.ndarray:
+    """Parameter counts 10^(k/per_decade) from the first ≥ ``low`` to the first ≥ ``high``."""
+    k = np.arange(
+        math.ceil(math.log10(low) * per_decade - 1e-9),
+        math.ceil(math.log10(max(high, low)) * per_decade - 1e-9) + 1,
+    )
+    return np.asarray(10.0 ** (k / per_decade))
+
+
+def cheapest_flops(n_params: float, min_tokens: float, min_tokens_per_param: float) -> float:
+    """6·N·D of the cheapest cell of a size-N model: D at its floor or at the smallest D/N."""
+    return 6.0 * n_params * max(min_tokens, min_tokens_per_param * n_params)
+
+
 def abstract_sizes(values: Iterable[float]) -> pd.DataFrame:
     """Sizes given as plain parameter counts (rows without a family): no grid can be written."""
     table = pd.DataFrame({"n_fit": sorted({float(v) for v in values})})
@@ -215,18 +231,23 @@ def candidate_cells(
     *,
     tokens_per_step: int = 1,
     tokens_per_param: tuple[float, float] = (1.0, 500.0),
+    min_tokens: float = 0.0,
     done: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Every size × compute level with D = C/(6·N_total) rounded to whole steps, kept when
-    D/N_fit lies in ``tokens_per_param`` and the cell is not already done."""
+    D/N_fit lies in ``tokens_per_param``, D ≥ ``min_tokens`` (to within a step) and the cell
+    is not already done."""
     n_total = np.repeat(sizes["n_params"].to_numpy(float), levels.size)
     steps = np.maximum(1, np.round(np.tile(levels, len(sizes)) / (6 * n_total) / tokens_per_step))
     cells = sizes.loc[sizes.index.repeat(levels.size)].reset_index(drop=True)
     cells["level"] = np.tile(levels, len(sizes))
     cells["tokens"] = (steps * tokens_per_step).astype(np.int64)
     cells["flops_6nd"] = 6.0 * n_total * cells["tokens"]
-    ratio = cells["tokens"] / cells["n_fit"]
-    keep = (ratio >= tokens_per_param[0]) & (ratio <= tokens_per_param[1])
+    tokens, n_fit = cells["tokens"], cells["n_fit"]  # ranges hold to within one step
+    keep = (tokens + tokens_per_step >= tokens_per_param[0] * n_fit) & (
+        tokens - tokens_per_step <= tokens_per_param[1] * n_fit
+    )
+    keep &= tokens + tokens_per_step >= min_tokens
     if done is not None:
         keep &= ~_is_done(cells, *done)
     return cells[keep].drop_duplicates(["size", "tokens"]).reset_index(drop=True)

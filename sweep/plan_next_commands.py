@@ -68,7 +68,10 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "models rely on the law holding below the data)",
     )
     c.add_argument(
-        "--min-flops", type=float, help="smallest compute per run (default: the smallest done)"
+        "--min-tokens",
+        type=float,
+        help="smallest D to consider (default: the smallest D done; fewer tokens rely on the "
+        "law holding below the data)",
     )
     c.add_argument("--min-tokens-per-param", type=float, default=1.0, help="smallest D/N (1)")
     c.add_argument("--max-tokens-per-param", type=float, default=500.0, help="largest D/N (500)")
@@ -178,6 +181,11 @@ def _budget(args: argparse.Namespace) -> tuple[float, str]:
         raise ConfigError("give the next round's budget: --budget-flops C or --budget-gpu-hours H")
     if not (math.isfinite(given[0]) and given[0] > 0):
         raise ConfigError(f"budget {given[0]!r}: must be a positive number")
+    if not 0 < args.min_tokens_per_param <= args.max_tokens_per_param:
+        raise ConfigError(
+            f"--min-tokens-per-param {args.min_tokens_per_param:g} and --max-tokens-per-param "
+            f"{args.max_tokens_per_param:g}: need 0 < min ≤ max"
+        )
     if args.max_runs is not None and args.max_runs < 1:
         raise ConfigError(f"--max-runs {args.max_runs}: must be ≥ 1")
     if args.quantity == "metric" and not (args.benchmark or args.metric_col):
@@ -189,25 +197,27 @@ def _candidates(args: argparse.Namespace, study: Study, budget: float, unit: str
     """Sizes × compute levels from the smallest done up to what one run of the budget buys
     (at least the cheapest cell, so that a too small budget is reported as such)."""
     gpu_flops = 3600 * get_gpu_type(args.gpu).peak_flops * args.mfu
-    floor = study.flops_floor(args.min_flops)
-    smallest = study.size_floor(args.min_size)
+    fewest, tpp = study.tokens_floor(args.min_tokens), args.min_tokens_per_param
     top = budget if unit == "FLOPs" else budget * gpu_flops
-    top = max(top, floor, 6 * args.min_tokens_per_param * smallest**2)
-    sizes = study.sizes(args.sizes, top, args.min_tokens_per_param, args.per_decade, args.min_size)
+    top = max(top, plan_next.cheapest_flops(study.size_floor(args.min_size), fewest, tpp))
+    sizes = study.sizes(args.sizes, top, tpp, args.per_decade, args.min_size)
+    floor = plan_next.cheapest_flops(float(sizes["n_params"].min()), fewest, tpp)
+    top = max(top, floor)
     cells = plan_next.candidate_cells(
         sizes,
         plan_next.flops_levels(floor, top, args.per_decade),
         tokens_per_step=study.arm.tokens_per_step if study.arm else 1,
         tokens_per_param=(args.min_tokens_per_param, args.max_tokens_per_param),
+        min_tokens=fewest,
         done=study.done(),
     )
     if args.quantity == "metric":
         cells = study.compute_optimal_cells(cells)
     if cells.empty:
         raise ConfigError(
-            f"no candidate cell: sizes {', '.join(sizes['size'][:6])}… with D/N in "
-            f"[{args.min_tokens_per_param:g}, {args.max_tokens_per_param:g}] give no new (N, D) "
-            f"up to {top:.3g} FLOPs; widen --sizes or the D/N range"
+            f"no candidate cell: sizes {', '.join(sizes['size'][:6])} with D/N in "
+            f"[{tpp:g}, {args.max_tokens_per_param:g}] and D ≥ {fewest:.3g} give no new "
+            f"(N, D) up to {top:.3g} FLOPs; widen --sizes, the D/N range or --min-tokens"
         )
     cells["cost"] = (
         cells["flops_6nd"].to_numpy(float)
@@ -240,6 +250,9 @@ def _plan_report(
         "width_after": float(chosen["width_after"].iloc[-1]) if len(chosen) else design.width_,
         "width_ratio": float(selection.width_ratio[-1]) if len(chosen) else 1.0,
         "delta_width_after": float(selection.delta_width[-1]) if len(chosen) else None,
+        "width_ratio_at_estimate": (
+            float(selection.delta_width[-1] / design.delta_width_) if len(chosen) else 1.0
+        ),
         "rule": selection.rule,
         "budget": budget,
         "unit": unit,
@@ -335,14 +348,16 @@ def format_plan(r: dict[str, Any]) -> str:
         for row in rows
     ]
     lines.append(
-        f"  expected width after: {_width(r['width_after'], log)} (×{r['width_ratio']:.3g} of now)"
+        f"  expected width after: {_width(r['width_after'], log)} (×{r['width_ratio']:.3g} of "
+        f"now; delta method at the estimate {_width(r['delta_width_after'], log)})"
     )
     if "check" in r:
         ch = r["check"]
         lines.append(
             f"  check ({ch['replicas']} simulated studies): width ×{ch['ratio']:.3g} "
-            f"({_width(ch['before'], log)} → {_width(ch['after'], log)}); "
-            f"criterion ×{r['width_ratio']:.3g}"
+            f"({_width(ch['before'], log)} → {_width(ch['after'], log)}); criterion "
+            f"×{r['width_ratio_at_estimate']:.3g} at the estimate (the simulation's truth), "
+            f"×{r['width_ratio']:.3g} averaged over θ draws"
         )
     lines += [f"  note: {n}" for n in r["notes"]]
     lines.append("  conventions: " + "; ".join(f"{k}={v}" for k, v in r["conventions"].items()))
@@ -373,7 +388,8 @@ def format_recommendation(r: dict[str, Any]) -> str:
             f"{model['num_heads']} heads), N = {model['n_params']:.4g} total / "
             f"{model['n_params_non_embedding']:.4g} non-embedding",
             f"  train it on D = {model['tokens']:.4g} tokens (predicted loss "
-            f"{model['predicted_loss']:.4g}); on {model['gpu']}: {model['gpus']} GPUs, "
+            f"{model['predicted_loss']:.4g}); on {model['gpu']}: {model['gpus']} "
+            f"GPU{'s' if model['gpus'] != 1 else ''}, "
             f"ZeRO-{model['zero_stage']}, {model['gpu_hours']:.4g} GPU-hours "
             f"at MFU {model['mfu']:g}",
         ]

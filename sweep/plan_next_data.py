@@ -108,13 +108,9 @@ class Study:
                 return plan_next.abstract_sizes(parse_size(s) for s in listed)
             return plan_next.size_table(self.arm, listed, self.convention)
         low = self.size_floor(min_size)
-        high = max(math.sqrt(top_flops / (6 * min_tpp)), low)
+        high = max(math.sqrt(top_flops / (6 * min_tpp)), low * 10 ** (1 / per_decade))
         if self.arm is None:
-            k = np.arange(
-                math.ceil(math.log10(low) * per_decade),
-                math.ceil(math.log10(high) * per_decade) + 1,
-            )
-            return plan_next.abstract_sizes(10.0 ** (k / per_decade))
+            return plan_next.abstract_sizes(plan_next.ladder(low, high, per_decade))
         return plan_next.default_ladder(self.arm, low, high, per_decade, self.convention)
 
     def size_floor(self, min_size: str | None = None) -> float:
@@ -123,14 +119,15 @@ class Study:
             return parse_size(min_size)
         return float(np.min(self.result.data["n_params"]))
 
-    def flops_floor(self, min_flops: float | None = None) -> float:
-        """New cells start at the smallest compute done (or ``min_flops``), as sizes start at
-        the smallest model: cells below the data lean on the law where nobody tested it."""
-        if min_flops is not None:
-            if not (math.isfinite(min_flops) and min_flops > 0):
-                raise ConfigError(f"--min-flops {min_flops!r}: must be a positive number")
-            return min_flops
-        return float(np.min(self.result.data["flops"]))
+    def tokens_floor(self, min_tokens: float | None = None) -> float:
+        """The smallest D of a new cell: the smallest done, or ``min_tokens``. With sizes
+        from the smallest model done, new cells stay inside or above the data in both N and
+        D: cells below it lean on the law where nobody tested it."""
+        if min_tokens is not None:
+            if not (math.isfinite(min_tokens) and min_tokens > 0):
+                raise ConfigError(f"--min-tokens {min_tokens!r}: must be a positive number")
+            return min_tokens
+        return float(np.min(self.result.data["tokens"]))
 
     def done(self) -> tuple[np.ndarray, np.ndarray]:
         data = self.result.data

@@ -137,8 +137,9 @@ def test_chinchilla_csv_ten_runs(run_cli, tmp_path, capsys):
     assert run_cli(argv) == 0
     plan = json.loads(out.read_text())
     assert plan["n_runs"] == 240 and len(plan["cells"]) == 10
-    n_done = raw["Model Size"].min()
-    assert all(c["n_fit"] >= n_done * 0.999 for c in plan["cells"])
+    n_done, d_done = raw["Model Size"], raw["Training FLOP"] / (6 * raw["Model Size"])
+    assert all(c["n_fit"] >= n_done.min() for c in plan["cells"])  # inside or above the data
+    assert all(c["tokens"] >= d_done.min() - 1 for c in plan["cells"])
     # no run specs in a CSV file: a grid needs a family
     assert run_cli([*argv, "--out", str(tmp_path / "x.yaml")]) == 2
     assert "--out needs to know the runs: give --family" in capsys.readouterr().err
@@ -198,7 +199,9 @@ def test_recommend_matches_the_fit_and_builds_the_nearest_model(
         (["--budget-flops", "1e17", "--sizes", "10"], "--sizes 10: llama cannot build it"),
         (["--budget-flops", "1e17", "--quantity", "loss"], "give --target-flops"),
         (["--budget-flops", "1e17", "--quantity", "metric"], "--quantity metric needs the score"),
-        (["--budget-flops", "1e17", "--min-tokens-per-param", "1e5"], "no candidate cell"),
+        (["--budget-flops", "1e17", "--sizes", "1M", "--max-tokens-per-param", "2"], "no candi"),
+        (["--budget-flops", "1e15", "--min-tokens-per-param", "400"], "smaller than the cheap"),
+        (["--budget-flops", "1e17", "--max-tokens-per-param", "0.5"], "need 0 < min ≤ max"),
         (["--budget-flops", "1e17", "--where", "modality=text"], "no rows left"),
     ],
 )
@@ -220,3 +223,20 @@ def test_no_runs_at_all(run_cli, tmp_path, capsys):
     assert "no runs to plan from: pass --workdir" in capsys.readouterr().err
     assert run_cli(["recommend", "--workdir", str(tmp_path), "--target-flops", "1e19"]) == 2
     assert "no SUCCEEDED runs" in capsys.readouterr().err
+
+
+def test_plan_and_recommend_from_a_saved_fit(run_cli, textless_study, tmp_path, capsys):
+    saved = tmp_path / "fit.json"
+    argv = ["fit", "approach3", "--workdir", str(textless_study), *BOOT, "--json", str(saved)]
+    assert run_cli(argv) == 0
+    grid = tmp_path / "next.yaml"
+    plan = ["plan-next", "--fit", str(saved), "--budget-flops", "3e16", "--max-runs", "4"]
+    assert run_cli([*plan, "--family", "llama", "--out", str(grid)]) == 0
+    specs = expand(load_grid(grid), param_counts)
+    assert len(specs) == 4 and {s.family for s in specs} == {"llama"}
+    assert run_cli([*plan, "--quantity", "metric", "--benchmark", "sSC"]) == 2
+    assert "--fit holds only the loss law" in capsys.readouterr().err
+    out = tmp_path / "rec.json"
+    rec = ["recommend", "--fit", str(saved), "--target-flops", "1e18", "--json", str(out)]
+    assert run_cli(rec) == 0
+    assert "model" not in json.loads(out.read_text())  # no family: no architecture to build

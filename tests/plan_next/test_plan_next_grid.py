@@ -82,10 +82,15 @@ def test_candidate_cells_are_whole_steps_in_the_ratio_range():
     assert np.allclose(np.diff(np.log10(levels)), 0.25)
     done = (sizes["n_fit"].to_numpy()[:1], np.array([1e15 / 6 / sizes["n_params"].iloc[0]]))
     cells = plan_next.candidate_cells(
-        sizes, levels, tokens_per_step=STEP_TOKENS, tokens_per_param=(2.0, 200.0), done=done
+        sizes,
+        levels,
+        tokens_per_step=STEP_TOKENS,
+        tokens_per_param=(2.0, 200.0),
+        min_tokens=2e7,
+        done=done,
     )
     ratio = cells["tokens"] / cells["n_fit"]
-    assert (cells["tokens"] % STEP_TOKENS == 0).all()
+    assert (cells["tokens"] % STEP_TOKENS == 0).all() and (cells["tokens"] >= 2e7 - 1024).all()
     assert ratio.between(2.0, 200.0).all()
     assert np.allclose(cells["flops_6nd"], 6 * cells["n_params"] * cells["tokens"])
     assert np.allclose(cells["flops_6nd"] / cells["level"], 1, atol=0.01)  # rounding only
@@ -94,12 +99,21 @@ def test_candidate_cells_are_whole_steps_in_the_ratio_range():
     assert len(cells) == len(cells.drop_duplicates(["size", "tokens"]))
 
 
+def test_ladder_and_cheapest_cell():
+    np.testing.assert_allclose(plan_next.ladder(2e6, 1e8, 4), 10 ** np.arange(6.5, 8.01, 0.25))
+    np.testing.assert_allclose(plan_next.ladder(1e7, 1e7, 8), [1e7])
+    assert plan_next.cheapest_flops(1e7, 5e8, 1.0) == 6 * 1e7 * 5e8
+    assert plan_next.cheapest_flops(1e9, 5e8, 1.0) == 6 * 1e9 * 1e9  # D/N ≥ 1 binds
+
+
 def test_unbuildable_size_is_named():
     arm = plan_next.arm_from_family("llama", "textless")
     with pytest.raises(ConfigError, match="--sizes 10: llama cannot build it"):
         plan_next.size_table(arm, ["10"], "total")
     with pytest.raises(ConfigError, match="builds no size between"):
-        plan_next.default_ladder(arm, 1e2, 1e3)
+        plan_next.default_ladder(arm, 1e13, 1e14)  # beyond the sizing range and every preset
+    smallest = plan_next.default_ladder(arm, 1e2, 1e3)  # none in range: the next one up
+    assert len(smallest) == 1 and smallest["n_fit"].iloc[0] > 1e3
 
 
 def test_default_ladder_is_buildable_and_log_spaced():
