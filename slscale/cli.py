@@ -44,6 +44,8 @@ COMMANDS = {
     "eval": "slscale.models.run_commands",
     "figures": "slscale.analysis.commands",
     "demo": "slscale.demo",
+    "plan-next": "slscale.sweep.plan_next_commands",
+    "recommend": "slscale.sweep.plan_next_commands",
 }
 
 
