@@ -69,10 +69,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _store_states(workdir: str | None, store: str | None) -> dict[str, RunState]:
-    from slscale.store import open_store, resolve_store_target
-
     if workdir is None and store is None and not os.environ.get("SLSCALE_STORE"):
         return {}
+    from slscale.store import open_store, resolve_store_target  # pandas: only when needed
+
     target = resolve_store_target(store, workdir)
     if "://" not in target and not Path(target).exists():
         return {}  # nothing launched yet: every run is new
