@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/slscale grid plan mini-cpu --workdir $(WORKDIR) --explain
+	$(VENV)/bin/slscale demo --workdir $(WORKDIR)
 
 test: $(STAMP)
 	$(PY) -m pytest
