@@ -27,7 +27,13 @@ from slscale.store import Store, open_store, resolve_store_target
 from slscale.store.targets import DB_FILENAME
 from slscale.sweep import plan as plan_mod
 from slscale.sweep.scheduler import outcome as oc
-from slscale.sweep.scheduler.api import FINISHED, RunRequest, SchedulerOptions, SweepReport
+from slscale.sweep.scheduler.api import (
+    CANCELLED_KEY,
+    FINISHED,
+    RunRequest,
+    SchedulerOptions,
+    SweepReport,
+)
 from slscale.sweep.scheduler.backend import RayBackend
 from slscale.sweep.scheduler.driver import Driver, Reporter
 from slscale.sweep.scheduler.policy import Order, Resources, parse_order
@@ -144,7 +150,7 @@ def _plan(
 def _reset_failed(store: Store, run_ids: Sequence[str]) -> None:
     for rid in run_ids:
         if store.set_state(rid, RunState.PENDING, expected=(RunState.FAILED,), error=None):
-            store.set_summary(rid, {"failures": 0, "preemptions": 0})
+            store.set_summary(rid, {"failures": 0, "preemptions": 0, CANCELLED_KEY: None})
 
 
 def run_requests(
@@ -198,8 +204,14 @@ def launch(
         backend = RayBackend(
             run_fn, getattr(run_fn, "worker_fn", None), use_gpu=_cluster_gpus() > 0
         )
+        requests = run_requests(plan, options, backend.use_gpu)
+        if backend.worker_fn is None and any(r.resources.workers > 1 for r in requests):
+            raise SlscaleError(
+                "runs of several processes need a run function with a Ray Train worker "
+                "function (worker_fn), as the trainer has; use --workers-per-run 1"
+            )
         driver = Driver(store, backend, _scheduler_options(options, plan), reporter)
-        report = driver.run(run_requests(plan, options, backend.use_gpu))
+        report = driver.run(requests)
     # The report covers the whole grid: runs left alone count with their stored state.
     return dataclasses.replace(report, states={**plan.skipped, **report.states})
 

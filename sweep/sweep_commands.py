@@ -299,7 +299,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     """Mark runs FAILED as cancelled; their drivers stop them at the next heartbeat."""
     from slscale.spec import RunState
     from slscale.store import open_store, resolve_store_target
-    from slscale.sweep.scheduler.api import CANCELLED_PREFIX, NOT_FINISHED
+    from slscale.sweep.scheduler.api import CANCELLED_KEY, CANCELLED_PREFIX, NOT_FINISHED
 
     reason = (
         f"{CANCELLED_PREFIX} by {getpass.getuser()}@{socket.gethostname()} at "
@@ -311,11 +311,11 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         if unknown:
             raise SlscaleError(f"run {unknown[0]!r} is not in the store: see slscale sweep status")
         targets = args.run_ids or [r for r, s in known.items() if s in NOT_FINISHED]
-        done = [
-            r
-            for r in targets
-            if store.set_state(r, RunState.FAILED, expected=NOT_FINISHED, error=reason)
-        ]
+        done = []
+        for run_id in targets:
+            if store.set_state(run_id, RunState.FAILED, expected=NOT_FINISHED, error=reason):
+                store.set_summary(run_id, {CANCELLED_KEY: reason})
+                done.append(run_id)
     for run_id in done:
         print(f"cancelled {run_id}")
     for run_id in sorted(set(targets) - set(done)):

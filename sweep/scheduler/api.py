@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 CANCELLED_PREFIX = "cancelled"
 """Start of the error of a run stopped by ``slscale sweep cancel``."""
+CANCELLED_KEY = "cancelled"
+"""Summary key ``slscale sweep cancel`` sets (its reason): unlike the state, which a starting
+trainer overwrites with RUNNING, it survives until ``--retry-failed`` clears it."""
 FINISHED = (RunState.SUCCEEDED, RunState.FAILED)
 NOT_FINISHED = (RunState.PENDING, RunState.RUNNING, RunState.PREEMPTED)
 

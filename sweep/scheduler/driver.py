@@ -30,6 +30,7 @@ from slscale.errors import SlscaleError
 from slscale.spec import RunState
 from slscale.sweep.scheduler import outcome as oc
 from slscale.sweep.scheduler.api import (
+    CANCELLED_KEY,
     CANCELLED_PREFIX,
     FINISHED,
     NOT_FINISHED,
@@ -236,9 +237,11 @@ class Driver:
             self._requeue(run_id, wait=self.options.lease_seconds)
             return
         try:
-            record = self._get(run_id)
-            if flight.stopping == "cancelled" or _cancelled(record):
-                self.final[run_id] = record.state
+            reason = _cancelled(self._get(run_id))
+            if reason and outcome.kind is not oc.Kind.SUCCEEDED:
+                # The run may have written its own state on the way out: cancelled wins.
+                self.store.set_state(run_id, RunState.FAILED, expected=RETRYABLE, error=reason)
+                self.final[run_id] = RunState.FAILED
                 self._event(run_id, "cancelled")
             else:
                 self._apply(flight, outcome)
@@ -352,8 +355,13 @@ class Driver:
             self.reporter.event(run_id, message)
 
 
-def _cancelled(record: RunRecord) -> bool:
-    return record.state == RunState.FAILED and (record.error or "").startswith(CANCELLED_PREFIX)
+def _cancelled(record: RunRecord) -> str | None:
+    """The reason ``slscale sweep cancel`` gave for stopping the run, if it did."""
+    if record.summary.get(CANCELLED_KEY):
+        return str(record.summary[CANCELLED_KEY])
+    if record.state == RunState.FAILED and (record.error or "").startswith(CANCELLED_PREFIX):
+        return record.error
+    return None
 
 
 def _until_expiry(record: RunRecord, lease_seconds: float) -> float:

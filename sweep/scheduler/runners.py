@@ -182,6 +182,9 @@ class SyntheticRun:
     lr_optimum: tuple[float, float] | None = None
     """``(c, k)``: the loss gains ``0.5·(ln lr − ln(c·N^k))²`` (N: non-embedding parameters
     of the spec), a learning-rate response with a known optimum, to test LR searches."""
+    writes_state: bool = False
+    """Write the run's state to the store as the trainer does (RUNNING when it starts,
+    PREEMPTED when stopped, SUCCEEDED at the end), regardless of what is there."""
 
     def __call__(
         self, spec: dict[str, Any], run_id: str, workdir: str, store_url: str, attempt: int
@@ -201,6 +204,7 @@ class SyntheticRun:
         penalty = self._lr_penalty(spec, run)
         loss = _loss(step, x) + penalty
         store = _open(store_url) if self.store else None
+        self._state(store, run_id, "RUNNING")
         try:
             while step < total:
                 x = 0.9 * x + random.Random(f"{run_id}:{step}").gauss(0.0, 1.0)
@@ -214,6 +218,7 @@ class SyntheticRun:
                 time.sleep(self.step_seconds)
         except (Preempted, KeyboardInterrupt):
             _save_checkpoint(run_dir, step, x)
+            self._state(store, run_id, "PREEMPTED")
             raise Preempted(f"stopped at step {step}; checkpoint saved") from None
         finally:
             if store is not None:
@@ -221,6 +226,10 @@ class SyntheticRun:
         summary = {"loss": loss, "tokens": run.tokens, "steps": total}
         _write_json(done, summary)
         return summary
+
+    def _state(self, store: Any, run_id: str, state: str) -> None:
+        if self.writes_state and store is not None:
+            store.set_state(run_id, RunState(state))
 
     def _lr_penalty(self, spec: dict[str, Any], run: RunSpec) -> float:
         if self.lr_optimum is None:

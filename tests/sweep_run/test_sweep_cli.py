@@ -10,7 +10,7 @@ from slscale.errors import SlscaleError
 from slscale.identity import run_id
 from slscale.spec import RunState, spec_to_dict
 from slscale.store import open_store
-from slscale.sweep.launch import LaunchOptions, load_run_function
+from slscale.sweep.launch import LaunchOptions, load_run_function, prepare
 from slscale.sweep.scheduler.api import SchedulerOptions
 
 
@@ -63,6 +63,16 @@ def test_cancel_marks_unfinished_runs_and_names_unknown_ones(tmp_path, capsys):
     assert runs[ids[0]].state == RunState.SUCCEEDED  # finished runs are never touched
     assert runs[ids[1]].state == RunState.FAILED
     assert runs[ids[1]].error.startswith("cancelled by")
+    assert runs[ids[1]].summary["cancelled"] == runs[ids[1]].error
+
+    # --retry-failed gives cancelled runs a fresh start: PENDING, no error, not cancelled.
+    with open_store(workdir) as store:
+        plan = prepare(
+            specs_of(grid), LaunchOptions(workdir=str(workdir), retry_failed=True), store
+        )
+    assert plan.to_run == ids[1:] and plan.skipped == {ids[0]: RunState.SUCCEEDED}
+    again = records(workdir)[ids[1]]
+    assert (again.state, again.error, again.summary["cancelled"]) == (RunState.PENDING, None, None)
 
 
 def test_dry_run_shows_resume_and_skip_from_the_store(tmp_path, capsys):

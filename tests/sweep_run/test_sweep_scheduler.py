@@ -131,12 +131,15 @@ def test_cancel_stops_a_running_run_and_the_others_finish(ray_address, tmp_path)
 
     canceller = threading.Thread(target=cancel_when_running)
     canceller.start()
-    run_fn = SyntheticRun(step_seconds=0.1)
+    # Runs that write their own state on the way out, as the trainer does (PREEMPTED).
+    run_fn = SyntheticRun(step_seconds=0.1, writes_state=True)
     report, events = run_sweep(workdir, grid, run_fn, ray_address)
     canceller.join()
     runs = records(workdir)
     assert report.states[victim] == RunState.FAILED
+    assert runs[victim].state == RunState.FAILED
     assert runs[victim].error.startswith("cancelled by")
+    assert runs[victim].summary["cancelled"] == runs[victim].error
     assert (victim, "stopping: cancelled") in events.lines
     assert len(curve(workdir, victim)) < 30  # stopped before the end
     assert (workdir / "runs" / victim / "checkpoint.json").exists()  # stopped gracefully
