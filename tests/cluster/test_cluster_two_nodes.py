@@ -1,0 +1,97 @@
+"""A sweep on a two-node Ray cluster started on this machine: runs are placed on both nodes;
+losing a node mid-run preempts its run, which resumes from its checkpoint on the surviving
+node, and no step is lost or written twice."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cluster_helpers import placements
+from sweep_run_helpers import curve, executions, records, specs_of, wait_for, write_grid
+
+from slscale.identity import run_id
+from slscale.spec import RunState, spec_to_dict
+from slscale.store import open_store
+from slscale.sweep.scheduler.runners import SyntheticRun
+
+STEPS = 40
+EVERY = 5
+
+
+def sweep_driver(workdir: Path, grid: Path, address: str, env: dict[str, str]) -> Any:
+    """``slscale sweep launch GRID --address ADDR`` as its own process."""
+    command = [
+        sys.executable, "-m", "slscale.cli", "sweep", "launch", str(grid),
+        "--workdir", str(workdir), "--address", address, "--lease-seconds", "10",
+        "--run-fn", "cluster_helpers:NodeRecordingRun",
+        "--run-fn-kwargs", json.dumps({"step_seconds": 0.1, "checkpoint_every_steps": EVERY}),
+    ]  # fmt: skip
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+
+
+def uninterrupted_curve(tmp_path: Path, spec: Any, rid: str) -> dict[int, float]:
+    reference = tmp_path / f"reference-{rid}"
+    with open_store(reference) as store:
+        store.register({rid: spec_to_dict(spec)})
+    run = SyntheticRun(checkpoint_every_steps=EVERY)
+    run(spec_to_dict(spec), rid, str(reference), str(reference), 1)
+    return curve(reference, rid)
+
+
+@pytest.mark.slow
+def test_runs_spread_over_two_nodes_and_survive_losing_one(two_nodes, tmp_path):
+    grid = write_grid(tmp_path / "grid.yaml", seeds=[1, 2, 3, 4], steps=[STEPS])
+    specs = {run_id(s): s for s in specs_of(grid)}
+    workdir = tmp_path / "w"
+    killed: dict[str, Any] = {}
+
+    def lose_node_b() -> None:
+        def victim() -> str | None:
+            for rid in specs:
+                on_b = [p for p in placements(workdir, rid) if p["node"] == ["node_b"]]
+                if on_b and len(curve(workdir, rid)) >= 12:
+                    return rid
+            return None
+
+        rid = wait_for(victim, 120, "a run 12 steps into its attempt on node_b")
+        killed["run_id"], killed["steps"] = rid, len(curve(workdir, rid))
+        two_nodes["nodes"]["node_b"].kill()
+
+    killer = threading.Thread(target=lose_node_b)
+    driver = sweep_driver(workdir, grid, two_nodes["address"], two_nodes["env"])
+    killer.start()
+    output = driver.communicate(timeout=300)[0]
+    killer.join()
+    assert driver.returncode == 0, output
+    assert killed, output
+
+    runs = records(workdir)
+    assert {runs[r].state for r in specs} == {RunState.SUCCEEDED}
+    nodes = {r: [p["node"] for p in placements(workdir, r)] for r in specs}
+    assert {n[0] for attempts in nodes.values() for n in attempts} == {"node_a", "node_b"}
+
+    # The run of the lost node was preempted once and resumed on the surviving node.
+    victim = killed["run_id"]
+    assert nodes[victim] == [["node_b"], ["node_a"]]
+    assert runs[victim].attempts == 2 and runs[victim].summary["preemptions"] == 1
+    assert [e["attempt"] for e in executions(workdir, victim)] == [1, 2]
+    writer = curve(workdir, victim, "attempt")
+    resumed_at = max(step for step, attempt in writer.items() if attempt == 1)
+    assert killed["steps"] - EVERY <= resumed_at and resumed_at % EVERY == 0
+    assert all(writer[s] == 2 for s in range(resumed_at + 1, STEPS + 1))
+
+    # Every run: each step once, and the curve of an uninterrupted run.
+    for rid, spec in specs.items():
+        assert curve(workdir, rid) == uninterrupted_curve(tmp_path, spec, rid)
+        assert sorted(curve(workdir, rid)) == list(range(1, STEPS + 1))
+    for rid in specs:
+        if rid != victim:
+            assert runs[rid].attempts == 1, (rid, nodes[rid])
