@@ -184,8 +184,8 @@ def eval_rows(workdir: Path, quick: bool) -> list[str]:
         (ref,) = find_manifests(world / "eval", [benchmark], ["S"])
         items = list(read_manifest(ref.path))
         batched, single = [], []
-        for start in range(0, len(items), 40):  # alternate on chunks: load hits both alike
-            chunk = items[start : start + 40]
+        for start in range(0, len(items), 100):  # alternate on chunks: load hits both alike
+            chunk = items[start : start + 100]
             began = time.perf_counter()
             scorer = LikelihoodScorer(model, pad_id=vocab.pad_token_id)
             score_pairs(scorer, vocab, chunk, [SLAMKIT, CUERVO_MARXER])

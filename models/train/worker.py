@@ -139,7 +139,7 @@ class _Driver:
             self.reporter.step_done(loss, log=logged or stop)  # a preempted run logs its last
             if self.cfg.eval_every_steps and step % self.cfg.eval_every_steps == 0 and step < total:
                 self.reporter.validation(self.loop.validation_losses())
-            if stop:
+            if stop and step < total:  # at the last step, finishing beats checkpointing
                 self.loop.save_checkpoint(self.reporter.checkpoint_extra())
                 return RunState.PREEMPTED, f"stopped by a signal at step {step}; resumable"
             every = self.cfg.checkpoint_every_steps
