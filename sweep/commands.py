@@ -18,7 +18,7 @@ from slscale.sweep.io import grid_to_yaml, load_grid, shipped_grids
 from slscale.sweep.resources import GPU_TYPES
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     grid = sub.add_parser("grid", help="list, show and plan grids of runs")
     gsub = grid.add_subparsers(dest="grid_command", required=True, metavar="GRID_COMMAND")
 

@@ -115,8 +115,9 @@ class GridSpec:
         )
 
 
-ParamCounter = Callable[[Mapping[str, Any]], float]
-"""Given a partial run dict with family + size (or arch), the model's parameter count N."""
+ParamCounter = Callable[[Mapping[str, Any]], Mapping[str, float]]
+"""Given a partial run dict with family + size (or arch), its n_params and
+n_params_non_embedding."""
 
 
 def expand(grid: GridSpec, n_params_of: ParamCounter) -> list[RunSpec]:
