@@ -6,6 +6,7 @@ function the nodes import) are put on ``sys.path``.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 _HERE = Path(__file__).resolve().parent
 for _path in (_HERE, _HERE.parent, _HERE.parent / "sweep_run"):

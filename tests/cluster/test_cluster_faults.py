@@ -1,0 +1,103 @@
+"""Faults of a sweep's surroundings: the results store (PostgreSQL) goes away mid-sweep and
+comes back.
+
+A damaged (truncated) checkpoint is skipped for the previous one: tested with the trainer in
+tests/models_train/test_train_checkpoint.py (test_damaged_checkpoint_is_detected,
+test_newest_valid_checkpoint_is_chosen_and_broken_ones_set_aside)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sweep_run_helpers import run_sweep, specs_of, wait_for, write_grid
+
+from slscale.identity import run_id
+from slscale.spec import RunState
+from slscale.store import open_store
+from slscale.sweep.scheduler.runners import MarkovJob, TrainerRun
+
+pytestmark = pytest.mark.postgres
+
+STEPS = 60
+RUNTIME = {
+    "log_every_steps": 1,
+    "export_model": False,
+    "device": "cpu",
+    "peak_flops_per_device": 183e9,
+}
+
+
+def logged_steps(workdir: Path, rid: str) -> list[int]:
+    """Steps of the run's loss in its local metrics.jsonl (written whether or not the store is
+    reachable)."""
+    path = workdir / "runs" / rid / "metrics.jsonl"
+    if not path.exists():
+        return []
+    rows = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+    return [r["step"] for r in rows if r["name"] == "loss"]
+
+
+@pytest.fixture
+def outage_server() -> Any:
+    from pg_restart import RestartablePostgres
+    from pg_server import MISSING_REASON, find_pg_bindir
+
+    if find_pg_bindir() is None:
+        pytest.skip(MISSING_REASON)
+    server = RestartablePostgres()
+    yield server
+    server.remove()
+
+
+def test_a_store_outage_mid_sweep_loses_nothing(ray_eight_cpus, outage_server, tmp_path):
+    grid = write_grid(tmp_path / "grid.yaml", seeds=[1, 2], steps=[STEPS])
+    ids = [run_id(s) for s in specs_of(grid)]
+    workdir = tmp_path / "w"
+    during: dict[str, list[int]] = {}
+
+    def outage() -> None:
+        wait_for(lambda: all(len(logged_steps(workdir, r)) >= 5 for r in ids), 120, "step 5")
+        outage_server.stop()
+        before = {r: len(logged_steps(workdir, r)) for r in ids}
+        # Training goes on without the store: each run logs 10 more steps locally.
+        wait_for(
+            lambda: all(len(logged_steps(workdir, r)) >= before[r] + 10 for r in ids),
+            120,
+            "10 steps logged while the store is down",
+        )
+        during.update({r: [before[r], len(logged_steps(workdir, r))] for r in ids})
+        time.sleep(2.0)
+        outage_server.start()
+
+    thread = threading.Thread(target=outage)
+    thread.start()
+    run_fn = TrainerRun(job_builder=MarkovJob(), runtime=RUNTIME)
+    report, events = run_sweep(
+        workdir, grid, run_fn, ray_eight_cpus, store=outage_server.url, lease_seconds=30.0
+    )
+    thread.join()
+    assert report.ok, events.lines
+    assert len(during) == 2 and all(b < a for b, a in during.values())
+
+    with open_store(outage_server.url) as store:
+        runs = {r.run_id: r for r in store.list_runs()}
+        frame = store.metrics_frame(names=["loss"])
+    for rid in ids:
+        # The run trained through the outage (one attempt) and its buffered rows reached the
+        # store: every step once, with the values logged locally.
+        assert runs[rid].state == RunState.SUCCEEDED and runs[rid].attempts == 1
+        mine = frame[frame["run_id"] == rid]
+        missing = set(range(1, STEPS + 1)) - set(mine["step"].astype(int))
+        assert not missing, (rid, sorted(missing), during)
+        local = {}
+        path = workdir / "runs" / rid / "metrics.jsonl"
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            if row["name"] == "loss":
+                local[row["step"]] = row["value"]
+        assert dict(zip(mine["step"].astype(int), mine["value"], strict=True)) == local
