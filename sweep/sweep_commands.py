@@ -78,7 +78,14 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
         default="largest-first",
         help="which runs start first (default largest-first)",
     )
-    p.add_argument("--gpu", default="a100-80gb", help="GPU type of the resource plan")
+    from slscale.sweep.resources import GPU_TYPES
+
+    p.add_argument(
+        "--gpu",
+        default="a100-80gb",
+        choices=sorted(GPU_TYPES),
+        help="GPU type of the resource plan (default a100-80gb)",
+    )
     p.add_argument("--cpus-per-gpu", type=float, default=1.0, help="CPUs per GPU worker")
     p.add_argument(
         "--cpus-per-run",

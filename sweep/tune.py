@@ -15,6 +15,7 @@ on ``log lr = log c + k log N`` (N: non-embedding parameters by default, as in K
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -181,10 +182,12 @@ class Search:
             for size, number, spec in round_:
                 record = store.get_run(run_id(spec))
                 value = _objective(record.summary) if record else None
-                if record is None or record.state != RunState.SUCCEEDED or value is None:
-                    self.studies[size].tell(number, state=TrialState.FAIL)
-                else:
-                    self.studies[size].tell(number, value)
+                ok = record is not None and record.state == RunState.SUCCEEDED and value is not None
+                with contextlib.suppress(ValueError):  # told already (by another search)
+                    if ok:
+                        self.studies[size].tell(number, value)
+                    else:
+                        self.studies[size].tell(number, state=TrialState.FAIL)
 
     def results(self, n_params_of: Callable[[RunSpec], Mapping[str, float]]) -> list[SizeResult]:
         """The best trial of every size (sizes without a finished trial are left out)."""

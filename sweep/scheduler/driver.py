@@ -305,6 +305,19 @@ class Driver:
             elif _cancelled(self._get(run_id)):
                 self._stop(handle, flight, "cancelled")
         self._refresh()
+        self._refresh_nodes()
+
+    def _refresh_nodes(self) -> None:
+        """Follow nodes joining or leaving: re-place the attempts in flight on the new pool."""
+        nodes = self.backend.nodes()
+        if [tuple(n) for n in nodes] == self._pool.capacity:
+            return
+        self._pool = NodePool(nodes)
+        for flight in self.inflight.values():
+            placement = self._pool.place(flight.request.resources)
+            flight.placement = placement or ()
+            if placement:
+                self._pool.allocate(placement, flight.request.resources)
 
     def _stop(self, handle: Any, flight: Flight, why: str) -> None:
         """Ask an attempt to stop (SIGINT: the trainer checkpoints first); forced after the
