@@ -1,5 +1,9 @@
 """Faults of a sweep's surroundings: the results store (PostgreSQL) goes away mid-sweep and
-comes back.
+comes back; a run's checkpoint folder cannot be written.
+
+The outage here is shorter than the driver's lease renewal period (``lease_seconds / 4``): a
+driver whose own store call (renewing leases, recording a state) meets the outage stops with a
+StoreError ("connection refused" is not retried by the store), while its runs go on training.
 
 A damaged (truncated) checkpoint is skipped for the previous one: tested with the trainer in
 tests/models_train/test_train_checkpoint.py (test_damaged_checkpoint_is_detected,
@@ -20,8 +24,6 @@ from slscale.identity import run_id
 from slscale.spec import RunState
 from slscale.store import open_store
 from slscale.sweep.scheduler.runners import MarkovJob, TrainerRun
-
-pytestmark = pytest.mark.postgres
 
 STEPS = 60
 RUNTIME = {
@@ -54,6 +56,8 @@ def outage_server() -> Any:
     server.remove()
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
 def test_a_store_outage_mid_sweep_loses_nothing(ray_eight_cpus, outage_server, tmp_path):
     grid = write_grid(tmp_path / "grid.yaml", seeds=[1, 2], steps=[STEPS])
     ids = [run_id(s) for s in specs_of(grid)]
@@ -78,7 +82,7 @@ def test_a_store_outage_mid_sweep_loses_nothing(ray_eight_cpus, outage_server, t
     thread.start()
     run_fn = TrainerRun(job_builder=MarkovJob(), runtime=RUNTIME)
     report, events = run_sweep(
-        workdir, grid, run_fn, ray_eight_cpus, store=outage_server.url, lease_seconds=30.0
+        workdir, grid, run_fn, ray_eight_cpus, store=outage_server.url, lease_seconds=240.0
     )
     thread.join()
     assert report.ok, events.lines
@@ -101,3 +105,22 @@ def test_a_store_outage_mid_sweep_loses_nothing(ray_eight_cpus, outage_server, t
             if row["name"] == "loss":
                 local[row["step"]] = row["value"]
         assert dict(zip(mine["step"].astype(int), mine["value"], strict=True)) == local
+
+
+def test_an_unwritable_checkpoint_folder_fails_the_run_with_its_path(ray_eight_cpus, tmp_path):
+    """The run's checkpoint folder cannot be created (a file is in its way; as root, file
+    modes would not stop the writes): the run ends FAILED, and its reason names the path."""
+    grid = write_grid(tmp_path / "grid.yaml", seeds=[3], steps=[12])
+    (rid,) = [run_id(s) for s in specs_of(grid)]
+    workdir = tmp_path / "w"
+    blocker = workdir / "runs" / rid / "checkpoints"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("not a folder")
+    run_fn = TrainerRun(job_builder=MarkovJob(), runtime={**RUNTIME, "checkpoint_every_steps": 4})
+    report, _ = run_sweep(workdir, grid, run_fn, ray_eight_cpus, max_retries=0)
+    assert report.states[rid] == RunState.FAILED
+    with open_store(workdir) as store:
+        record = store.get_run(rid)
+    assert record is not None and record.state == RunState.FAILED
+    first_line = (record.error or "").splitlines()[0]
+    assert first_line.startswith("NotADirectoryError") and str(blocker) in first_line, first_line
