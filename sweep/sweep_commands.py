@@ -7,11 +7,14 @@ it runs, so ``slscale --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import getpass
 import json
+import signal
 import socket
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from slscale.errors import SlscaleError
@@ -222,11 +225,27 @@ def cmd_launch(args: argparse.Namespace) -> int:
     run_fn = run_function(args)
     reporter = ConsoleReporter(quiet=args.quiet)
     try:
-        report = launch_mod.launch(specs, options, run_fn=run_fn, reporter=reporter)
+        with sigterm_interrupts():
+            report = launch_mod.launch(specs, options, run_fn=run_fn, reporter=reporter)
     finally:
         reporter.close()
     print(format_report(report))
     return 0 if report.ok else 1
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (``kill``, a batch system ending the job) stops the driver like Ctrl-C: its runs
+    are asked to checkpoint and left PREEMPTED, ready for the next launch."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_function(args: argparse.Namespace) -> Any:
@@ -350,7 +369,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     search = tune_mod.Search(bases, settings, launch_options(args))
     reporter = ConsoleReporter(quiet=args.quiet)
     try:
-        search.run(run_fn=run_function(args), reporter=reporter)
+        with sigterm_interrupts():
+            search.run(run_fn=run_function(args), reporter=reporter)
     finally:
         reporter.close()
     results = search.results(lambda spec: plan_mod.param_counts(tune_mod.spec_fields(spec)))

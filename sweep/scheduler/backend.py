@@ -20,6 +20,8 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,7 @@ class RayBackend:
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if address is None:
             kwargs["num_cpus"] = num_cpus
+        previous = signal.getsignal(signal.SIGTERM)
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, ValueError, RuntimeError) as exc:
@@ -78,6 +81,8 @@ class RayBackend:
                 f"cannot connect to {where}: {oc.one_line(exc)}; check --address "
                 "(ray start --head prints it) and RAY_AUTH_MODE"
             ) from None
+        if callable(previous) and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)  # ray.init replaced it with sys.exit
 
     @staticmethod
     def nodes() -> list[tuple[float, float]]:

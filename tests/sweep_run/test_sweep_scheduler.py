@@ -6,6 +6,7 @@ drivers racing over the same grid)."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import threading
@@ -37,8 +38,8 @@ pytestmark = pytest.mark.timeout(180)
 STEP_SECONDS = 0.1
 
 
-def test_a_six_run_grid_completes_largest_first_with_full_curves(ray_address, tmp_path):
-    grid = write_grid(tmp_path / "grid.yaml", seeds=[0, 1, 2], steps=[8, 16])
+def test_a_grid_completes_largest_first_with_full_curves(ray_address, tmp_path):
+    grid = write_grid(tmp_path / "grid.yaml", seeds=[0, 1, 2], steps=[4, 16])
     report, events = run_sweep(tmp_path / "w", grid, SyntheticRun(), ray_address)
     assert report.ok and len(report.states) == 6
     runs = records(tmp_path / "w")
@@ -290,3 +291,25 @@ def test_two_drivers_on_one_store_never_run_a_cell_twice(ray_address, tmp_path):
     started = [{r for r in ids if f"{r}: attempt 1 started" in output} for output in outputs]
     assert started[0] | started[1] == ids
     assert not started[0] & started[1]
+
+
+def test_sigterm_stops_a_driver_and_leaves_its_runs_resumable(ray_address, tmp_path):
+    workdir = tmp_path / "w"
+    grid = write_grid(tmp_path / "grid.yaml", seeds=[0], steps=[60])
+    (spec,) = specs_of(grid)
+    rid = run_id(spec)
+    driver = cli_driver(workdir, grid, ray_address, run_fn_kwargs={"step_seconds": 0.1})
+    try:
+        wait_for(lambda: executions(workdir, rid), 90, "the run to start")
+        wait_for(lambda: len(curve(workdir, rid)) >= 3, 60, "step 3")
+        driver.send_signal(signal.SIGTERM)
+        output = driver.communicate(timeout=60)[0]
+    finally:
+        driver.kill()
+    assert driver.returncode == 130, output
+    record = records(workdir)[rid]
+    assert record.state == RunState.PREEMPTED and record.lease_owner is None
+    logged = len(curve(workdir, rid))
+    assert 3 <= logged < 60
+    checkpoint = json.loads((workdir / "runs" / rid / "checkpoint.json").read_text())
+    assert checkpoint["step"] == logged  # it saved where it stopped
