@@ -3,7 +3,8 @@
 A launch expands the grid, registers every run in the store (registering is idempotent),
 and hands the runs that are not finished to the scheduler: PENDING runs start, RUNNING and
 PREEMPTED ones resume from their checkpoints (a RUNNING run whose driver is gone is taken over
-once its lease expires), SUCCEEDED runs are never touched, FAILED ones are left alone unless
+when its lease expires, or at once if that driver ran on this machine), SUCCEEDED runs are
+never touched, FAILED ones are left alone unless
 ``retry_failed`` gives them a fresh retry budget. So launching again — after the driver was
 killed, after a reboot, after cells were added to the grid — runs exactly what is missing.
 
