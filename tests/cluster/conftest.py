@@ -55,9 +55,11 @@ def two_nodes(tmp_path: Path) -> Iterator[dict[str, Any]]:
     assert not any(leftovers.values()), f"processes left running: {leftovers}"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ray_eight_cpus() -> Iterator[str]:
-    """Address of a local Ray runtime offering 8 CPUs (8 runs at once on this machine)."""
+    """Address of a local Ray runtime offering 8 CPUs (8 runs at once on this machine), shared
+    by this folder's modules (starting one costs ~10 s); another folder's fixture that starts
+    its own runtime shuts this one down first."""
     import ray
 
     if ray.is_initialized():
