@@ -56,8 +56,10 @@ def test_runs_spread_over_two_nodes_and_survive_losing_one(two_nodes, tmp_path):
     def lose_node_b() -> None:
         def victim() -> str | None:
             for rid in specs:
-                on_b = [p for p in placements(workdir, rid) if p["node"] == ["node_b"]]
-                if on_b and len(curve(workdir, rid)) >= 12:
+                attempts = placements(workdir, rid)
+                running_on_b = attempts and attempts[-1]["node"] == ["node_b"]
+                finished = (workdir / "runs" / rid / "result.json").exists()
+                if running_on_b and not finished and len(curve(workdir, rid)) >= 12:
                     return rid
             return None
 
