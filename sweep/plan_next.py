@@ -155,15 +155,20 @@ def size_label(n_params: float) -> str:
 
 
 def default_ladder(
-    arm: Arm, low: float, high: float, per_decade: int = 4, convention: str = "total"
+    arm: Arm,
+    low: float,
+    high: float,
+    per_decade: int = 4,
+    convention: str = "total",
+    also: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Sizes whose N (in the fit's ``convention``) lies in [``low``, ``high``] — or the
-    smallest one above ``low`` when none does: the family's presets and non-embedding targets
-    at ``per_decade`` log-spaced steps that it can build."""
+    smallest one above ``low`` when none does: non-embedding targets at ``per_decade``
+    log-spaced steps, the family's presets and the sizes in ``also`` (those already run)."""
     lo = max(low, families.MIN_TARGET)
     hi = min(high * 10 ** (2 / per_decade), families.MAX_TARGET)  # a rung or two to spare
     sizes = [size_label(n) for n in ladder(lo, hi, per_decade)] if lo <= hi else []
-    sizes += [p.name for p in families.list_presets(arm.family)]
+    sizes += [p.name for p in families.list_presets(arm.family)] + list(also)
     table = size_table(arm, sizes, convention, skip_unbuildable=True)
     above = table[table["n_fit"] >= low].sort_values("n_fit")
     inside = above[above["n_fit"] <= high]

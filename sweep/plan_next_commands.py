@@ -188,6 +188,12 @@ def _budget(args: argparse.Namespace) -> tuple[float, str]:
         )
     if args.max_runs is not None and args.max_runs < 1:
         raise ConfigError(f"--max-runs {args.max_runs}: must be ≥ 1")
+    for option, value, least in (("--per-decade", args.per_decade, 1), ("--draws", args.draws, 1)):
+        if value < least:
+            raise ConfigError(f"{option} {value}: must be ≥ {least}")
+    if args.check and args.check < 10:
+        raise ConfigError(f"--check {args.check}: simulate at least 10 studies (e.g. 200)")
+    _check_mfu(args.mfu)
     if args.quantity == "metric" and not (args.benchmark or args.metric_col):
         raise ConfigError("--quantity metric needs the score: --benchmark NAME or --metric-col")
     return (given[0], "FLOPs") if args.budget_flops is not None else (given[0], "GPU-hours")
@@ -294,9 +300,15 @@ def _plain(value: Any) -> Any:
 # ----------------------------------------------------------------------------- recommend
 
 
+def _check_mfu(mfu: float) -> None:
+    if not 0 < mfu <= 1:
+        raise ConfigError(f"--mfu {mfu}: must be in (0, 1]")
+
+
 def cmd_recommend(args: argparse.Namespace) -> int:
     if not (args.target_flops and math.isfinite(args.target_flops) and args.target_flops > 0):
         raise ConfigError(f"--target-flops {args.target_flops!r}: must be a positive number")
+    _check_mfu(args.mfu)
     study = load_study(args, metric=bool(args.benchmark or args.metric_col))
     report = study.recommend(args.target_flops, args.gpu, args.mfu)
     print(format_recommendation(report))

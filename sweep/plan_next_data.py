@@ -53,6 +53,8 @@ class Study:
     """'total' or 'non_embedding': which N the fit uses."""
     confidence: float
     seed: int
+    sizes_done: tuple[str, ...] = ()
+    """Sizes of the runs done (they join the default ladder)."""
     notes: list[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -111,7 +113,9 @@ class Study:
         high = max(math.sqrt(top_flops / (6 * min_tpp)), low * 10 ** (1 / per_decade))
         if self.arm is None:
             return plan_next.abstract_sizes(plan_next.ladder(low, high, per_decade))
-        return plan_next.default_ladder(self.arm, low, high, per_decade, self.convention)
+        return plan_next.default_ladder(
+            self.arm, low, high, per_decade, self.convention, also=self.sizes_done
+        )
 
     def size_floor(self, min_size: str | None = None) -> float:
         """The smallest N of the default ladder: the smallest model done, or ``min_size``."""
@@ -260,6 +264,9 @@ def load_study(args: argparse.Namespace, *, metric: bool) -> Study:
         result = _loss_fit(args, table, store, source)
         metrics = _metric_fits(args, table, store, source) if metric else {}
     convention = "non_embedding" if _non_embedding(result) else "total"
+    done: tuple[str, ...] = ()
+    if table is not None and "size" in table.frame.columns:
+        done = tuple(str(s) for s in table.frame["size"].dropna().unique())
     return Study(
         source=source,
         result=result,
@@ -268,6 +275,7 @@ def load_study(args: argparse.Namespace, *, metric: bool) -> Study:
         convention=convention,
         confidence=args.confidence,
         seed=args.seed,
+        sizes_done=done,
     )
 
 

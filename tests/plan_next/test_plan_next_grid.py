@@ -124,6 +124,8 @@ def test_default_ladder_is_buildable_and_log_spaced():
     assert "cm-20m" in set(ladder["size"]) and "cm-85m" in set(ladder["size"])
     targets = ladder[~ladder["size"].str.startswith("cm-")]
     assert len(targets) >= 8  # 4 per decade over two decades
+    done = plan_next.default_ladder(arm, 2e6, 2e8, per_decade=4, also=["7.77M", "nope"])
+    assert set(done["size"]) == set(ladder["size"]) | {"7.77M"}  # sizes run join the ladder
 
 
 def test_written_grid_expands_to_the_chosen_cells(tmp_path, two_arms):
