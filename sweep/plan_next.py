@@ -170,6 +170,7 @@ def default_ladder(
     sizes = [size_label(n) for n in ladder(lo, hi, per_decade)] if lo <= hi else []
     sizes += [p.name for p in families.list_presets(arm.family)] + list(also)
     table = size_table(arm, sizes, convention, skip_unbuildable=True)
+    table = _near_runs_dropped(table, list(also), 0.5 / per_decade)
     above = table[table["n_fit"] >= low].sort_values("n_fit")
     inside = above[above["n_fit"] <= high]
     inside = inside if len(inside) or above.empty else above.iloc[:1]
@@ -179,6 +180,15 @@ def default_ladder(
             "(the range the data and the budget allow); pass --sizes"
         )
     return inside.sort_values("n_fit").reset_index(drop=True)
+
+
+def _near_runs_dropped(table: pd.DataFrame, kept: list[str], dex: float) -> pd.DataFrame:
+    """Drop rungs within ``dex`` decades of a size in ``kept`` (the sizes already run)."""
+    ran = np.log10(table.loc[table["size"].isin(kept), "n_fit"].to_numpy(float))
+    if ran.size == 0:
+        return table
+    gap = np.abs(np.log10(table["n_fit"].to_numpy(float))[:, None] - ran[None]).min(axis=1)
+    return table[table["size"].isin(kept) | (gap >= dex)]
 
 
 def size_table(
