@@ -250,8 +250,8 @@ class _Design:
                 low, high = np.percentile(draws[~np.isnan(draws)], [tail, 100 - tail])
             width = float(high - low)
             self.bootstrap_width_ = width if math.isfinite(width) else math.inf
-        finite = self.bootstrap_width_ is not None and math.isfinite(self.bootstrap_width_)
-        self.width_ = self.bootstrap_width_ if finite else self.delta_width_
+        boot = self.bootstrap_width_
+        self.width_: float = boot if boot is not None and math.isfinite(boot) else self.delta_width_
 
     def _select(
         self, rows: FloatArray, cost: ArrayLike, budget: float, max_runs: int | None
