@@ -1,12 +1,12 @@
 """Preposterior simulation: how wide would q's interval be with these extra runs?
 
 The brute-force check of :mod:`slscale.fitting.design`'s delta-method criterion: a parametric
-bootstrap (Efron & Tibshirani 1993, "An Introduction to the Bootstrap", §6.5) that treats the
+bootstrap (Efron & Tibshirani 1993, "An Introduction to the Bootstrap") that treats the
 current fit as the truth, draws log-loss outcomes for the runs done and for the proposed cells
 with Gaussian noise of the fit's robust residual scale, refits the Approach-3 law to each
 replica with and without the proposed cells (same noise on the shared runs: common random
 numbers), and measures the spread of q̂. In Bayesian-design words it is the preposterior
-distribution of the estimate (Chaloner & Verdinelli 1995, §1.2) under a point prior.
+distribution of the estimate (Chaloner & Verdinelli 1995) under a point prior.
 
 Each replica is refitted from the point estimate and a few bootstrap draws (a short IRLS stage,
 then exact Newton; see :mod:`slscale.fitting.optimise`), not from the 4,500-point grid: a
