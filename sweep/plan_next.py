@@ -116,14 +116,14 @@ def arm_from_family(family: str, modality: str) -> Arm:
 
 
 def _init_template(frame: pd.DataFrame) -> str | None:
-    if "size" not in frame.columns:
+    """``textlm-{size}`` when every run's init is one pattern with its own size in it."""
+    if "size" not in frame.columns or frame["size"].map(_missing).any():
         return None
-    templates = {
-        str(init).replace(str(size), "{size}")
-        for init, size in zip(frame["init"], frame["size"], strict=True)
-        if not _missing(size) and str(size) in str(init)
-    }
-    return templates.pop() if len(templates) == 1 and "{size}" in next(iter(templates)) else None
+    pairs = [(str(i), str(s)) for i, s in zip(frame["init"], frame["size"], strict=True)]
+    if not all(size in init for init, size in pairs):
+        return None
+    templates = {init.replace(size, "{size}") for init, size in pairs}
+    return templates.pop() if len(templates) == 1 else None
 
 
 def _missing(value: Any) -> bool:

@@ -50,6 +50,13 @@ def test_base_of_one_arm(two_arms):
     assert interleaved.base["mix"]["interleaved_share"] == 0.4
 
 
+def test_init_template_needs_every_run(two_arms):
+    runs = two_arms[two_arms["modality"] == "interleaved"].copy()
+    runs.loc[runs.index[0], "init"] = "scratch"  # one run not initialised from its TextLM
+    with pytest.raises(ConfigError, match="differ in 'init'"):
+        plan_next.arm_from_runs(runs, "store")
+
+
 def test_runs_of_two_arms_are_refused(two_arms):
     with pytest.raises(ConfigError, match=r"differ in 'modality' \('interleaved', 'textless'\)"):
         plan_next.arm_from_runs(two_arms, "store x")
