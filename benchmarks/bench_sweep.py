@@ -66,7 +66,7 @@ def specs(grid: Path) -> list[Any]:
     from slscale.sweep.grid import expand
     from slscale.sweep.io import load_grid
 
-    return expand(load_grid(grid), plan.param_counts)  # type: ignore[arg-type]
+    return expand(load_grid(grid), plan.param_counts)
 
 
 def sweep_seconds(workdir: Path, grid: Path, run_fn: Any) -> float:
@@ -146,7 +146,7 @@ def sims_jobs(widen_to_hours: float | None = None) -> list[Any]:
     from slscale.sweep.io import load_grid
     from slscale.sweep.scheduler.policy import Resources, SimJob
 
-    rows = plan.plan(expand(load_grid("sims-paper"), plan.param_counts), gpu="a100-80gb")  # type: ignore[arg-type]
+    rows = plan.plan(expand(load_grid("sims-paper"), plan.param_counts), gpu="a100-80gb")
     jobs = []
     for row in rows:
         gpus = row.gpus
