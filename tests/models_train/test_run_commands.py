@@ -3,15 +3,13 @@ streams, vocabulary extension, the DeepSpeed trainer, the SQLite store, the eval
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from slscale.errors import SlscaleError
-from slscale.models import run_commands
+from slscale.cli import main
 from slscale.spec import RunState
 from slscale.store import open_store
 
@@ -33,15 +31,8 @@ INTERLEAVED = {
 
 
 def cli(*argv: str) -> int:
-    """Run a ``train``/``eval`` command line as ``slscale`` does (errors -> exit 2)."""
-    parser = argparse.ArgumentParser(prog="slscale")
-    run_commands.add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(list(argv))
-    try:
-        return int(args.func(args))
-    except SlscaleError as exc:
-        print(f"slscale: error: {exc}")
-        return 2
+    """``slscale …`` in this process (user errors print one line and return 2)."""
+    return main(list(argv))
 
 
 @pytest.fixture(scope="module")
@@ -160,8 +151,8 @@ def test_bad_run_files_are_named(tmp_path: Path, capsys: Any, content: str, mess
     run_file = tmp_path / "bad.yaml"
     run_file.write_text(content)
     assert cli("train", str(run_file), "--workdir", str(tmp_path), "--data", str(tmp_path)) == 2
-    out = capsys.readouterr().out
-    assert str(run_file) in out and message in out
+    err = capsys.readouterr().err
+    assert str(run_file) in err and message in err
 
 
 def test_missing_data_folder_is_named(world: Path, tmp_path: Path, capsys: Any) -> None:
@@ -169,9 +160,9 @@ def test_missing_data_folder_is_named(world: Path, tmp_path: Path, capsys: Any) 
     run_file.write_text(RUN_YAML.format(**TEXTLESS))
     missing = tmp_path / "nowhere"
     assert cli("train", str(run_file), "--workdir", str(tmp_path), "--data", str(missing)) == 2
-    assert f"--data {missing}: no such folder" in capsys.readouterr().out
+    assert f"--data {missing}: no such folder" in capsys.readouterr().err
 
 
 def test_eval_without_a_record_needs_a_manifest_folder(tmp_path: Path, capsys: Any) -> None:
     assert cli("eval", str(tmp_path), "--suite", "sSC") == 2
-    assert "pass --manifest-dir" in capsys.readouterr().out
+    assert "pass --manifest-dir" in capsys.readouterr().err
