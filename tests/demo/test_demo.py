@@ -57,7 +57,7 @@ def test_a_workdir_of_another_scale_is_refused(tmp_path, capsys):
 def test_small_demo_fits_and_draws_every_figure(tmp_path):
     workdir = tmp_path / "demo"
     _run_demo(workdir, "small")
-    _check_study(workdir, 18)
+    _check_study(workdir, 26)
     figures = workdir / "figures"
     for name in ("metric_vs_compute", "isoflop", "training_curves", "compute_optimal"):
         assert (figures / f"{name}.png").exists(), name
