@@ -26,6 +26,17 @@ from slscale.sweep.plan_next_data import Design, Study, load_study
 from slscale.sweep.resources import GPU_TYPES, get_gpu_type
 
 QUANTITY_CHOICES = ("a", "b", "n_opt", "d_opt", "tokens_per_param", "loss", "metric")
+PLAN_TEXT = """\
+Fit the arm's runs (Approach 3 with bootstrap), then choose the new (N, D) runs that
+shrink the interval of one quantity most per unit of compute, within a budget: the
+exponent a or b, or N_opt, D_opt, D/N, the loss or a score at --target-flops. Prints the
+runs in the order chosen with the interval width expected after each; --out writes them
+as a grid for `slscale sweep launch`; --check verifies the expected width by refitting
+simulated studies. See docs/plan_next.md."""
+RECOMMEND_TEXT = """\
+The compute-optimal N and D at --target-flops with intervals, the predicted loss (and
+scores named by --benchmark/--metric-col), and the nearest model the family builds with
+its resource plan on --gpu. N is in the fit's convention (total parameters by default)."""
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,7 +44,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p = sub.add_parser(
         "plan-next",
         help="choose the next runs that narrow a scaling-law interval most per FLOP",
-        description=__doc__,
+        description=PLAN_TEXT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _data_arguments(p)
@@ -89,7 +100,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     o.add_argument("--json", metavar="OUT", help="write the plan as JSON")
     p.set_defaults(func=cmd_plan_next)
 
-    r = sub.add_parser("recommend", help="compute-optimal N, D, loss and model at a target compute")
+    r = sub.add_parser(
+        "recommend",
+        help="compute-optimal N, D, loss and model at a target compute",
+        description=RECOMMEND_TEXT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _data_arguments(r)
     _arm_arguments(r)
     r.add_argument("--target-flops", type=float, required=True, help="compute C* to plan for")
