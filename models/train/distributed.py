@@ -2,8 +2,9 @@
 
 The process group is initialised once per process and never destroyed (re-initialising in the
 same process fails inside torch.distributed). A process started without a launcher gets the
-single-process environment DeepSpeed needs (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and a
-free MASTER_PORT); without it DeepSpeed falls back to MPI discovery.
+single-process rendezvous DeepSpeed needs (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and a
+free MASTER_PORT; without it DeepSpeed falls back to MPI discovery), removed again once the group
+exists so that processes started later do not inherit it.
 
 On CPU, DeepSpeed's communication backend compiles a shared-memory all-reduce op with g++ on
 first use (70-110 s with a cold extension cache). DeepSpeed uses that op only for
@@ -45,13 +46,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def ensure_launcher_env() -> None:
-    """Fill in a single-process rendezvous if no launcher (torchrun, Ray Train) set one."""
-    os.environ.setdefault("RANK", "0")
-    os.environ.setdefault("WORLD_SIZE", "1")
-    os.environ.setdefault("LOCAL_RANK", "0")
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", str(free_port()))
+def ensure_launcher_env() -> list[str]:
+    """Fill in a single-process rendezvous if no launcher (torchrun, Ray Train) set one;
+    return the names of the variables set here."""
+    defaults = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1"}
+    added = [name for name in (*defaults, "MASTER_PORT") if name not in os.environ]
+    for name in added:
+        os.environ[name] = defaults[name] if name in defaults else str(free_port())
+    return added
 
 
 def resolve_device(device: str) -> torch.device:
@@ -70,7 +72,7 @@ def init_distributed(device: str = "auto") -> DistInfo:
     import deepspeed
     import deepspeed.comm as dist
 
-    ensure_launcher_env()
+    added = ensure_launcher_env()
     resolved = resolve_device(device)
     if resolved.type == "cpu":
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
@@ -81,6 +83,11 @@ def init_distributed(device: str = "auto") -> DistInfo:
             auto_mpi_discovery=False,
             verbose=False,
         )
+    # The rendezvous made up here must not leak into processes this one starts (a child that
+    # inherits MASTER_PORT would try to serve this group's port); DeepSpeed needs LOCAL_RANK.
+    for name in added:
+        if name != "LOCAL_RANK":
+            os.environ.pop(name, None)
     return DistInfo(
         rank=dist.get_rank(),
         world_size=dist.get_world_size(),

@@ -125,3 +125,20 @@ def test_training_survives_a_store_that_never_answers(dist: Any, tmp_path: Path)
     assert read_result(result.run_dir)["state"] == "SUCCEEDED"
     losses = [k for k in read_metrics_jsonl(result.run_dir / "metrics.jsonl") if k[1] == "loss"]
     assert len(losses) == result.steps == 25
+
+
+def test_a_child_process_forms_its_own_process_group(dist: Any) -> None:
+    # this process made up a single-process rendezvous; a child started with its environment
+    # must not try to serve the same port
+    import subprocess
+    import sys
+
+    code = (
+        "from slscale.models.train.distributed import init_distributed; "
+        "print(init_distributed('cpu').world_size)"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert child.stdout.strip().endswith("1")
