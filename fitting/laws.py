@@ -44,8 +44,12 @@ def allocation_exponents(alpha: Scalar, beta: Scalar) -> tuple[Scalar, Scalar]:
 
 
 def allocation_g(*, A: Scalar, B: Scalar, alpha: Scalar, beta: Scalar) -> Scalar:
-    """G = (αA/(βB))^(1/(α+β))."""
-    return (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))
+    """G = (αA/(βB))^(1/(α+β)); NaN where it is undefined (e.g. a fit with α < 0 makes the
+    base negative, which Python's power would turn into a complex number)."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        base = np.asarray(alpha * A / (beta * B), dtype=np.float64)
+        g = np.power(base, 1.0 / np.asarray(alpha + beta, dtype=np.float64))
+    return g if g.ndim else float(g)
 
 
 def optimal_allocation(
