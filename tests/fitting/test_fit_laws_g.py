@@ -16,6 +16,6 @@ def test_negative_exponent_gives_nan_not_complex():
     g = laws.allocation_g(A=10.0, B=20.0, alpha=-0.05, beta=0.33)
     assert isinstance(g, float) and math.isnan(g)
     draws = laws.allocation_g(
-        A=np.array([10.0, 10.0]), B=20.0, alpha=np.array([0.3, -0.1]), beta=0.3
+        A=np.array([10.0, 10.0]), B=20.0, alpha=np.array([0.3, -0.13]), beta=0.3
     )
     assert draws.dtype == np.float64 and np.isfinite(draws[0]) and np.isnan(draws[1])
