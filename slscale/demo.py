@@ -150,8 +150,9 @@ class Demo:
             self._say(f"[{name}]")
             if stage():
                 self.timings[name] = round(time.perf_counter() - start, 1)
-        self.timings["total"] = round(sum(v for k, v in self.timings.items() if k != "total"), 1)
-        path.write_text(json.dumps(self.timings, indent=1) + "\n")
+                total = sum(v for k, v in self.timings.items() if k != "total")
+                self.timings["total"] = round(total, 1)
+                path.write_text(json.dumps(self.timings, indent=1) + "\n")  # kept on a crash
         self._say("stage seconds: " + ", ".join(f"{k} {v}" for k, v in self.timings.items()))
 
     def _check_scale(self) -> None:
