@@ -114,6 +114,11 @@ def _metric_finding(bench: str, inter: FitResult, textless: FitResult) -> str:
         f"textless one as C^{_ci(e_t)}; {faster} scales faster, which {agrees} SIMS Fig. 1 "
         f"(interleaved C^{sims_i}, textless C^{sims_t})."
     )
+    if e_i.value <= 0 and e_t.value <= 0:
+        text += (
+            f" Neither arm's best {bench} improves with compute here, so the comparison "
+            "of slopes says little at this scale."
+        )
     degenerate = [
         arm
         for arm, e in zip(("interleaved", "textless"), (e_i, e_t), strict=True)
