@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from slscale.spec import RunSpec
 from slscale.sweep.generators import ratio_grid
 from slscale.sweep.grid import GridSpec, expand
 from slscale.sweep.io import save_grid
@@ -56,7 +57,7 @@ def thousand_run_grid() -> GridSpec:
     )
 
 
-def _meta_count(spec) -> int:  # type: ignore[no-untyped-def]
+def _meta_count(spec: RunSpec) -> int:
     import torch
     from transformers import AutoModelForCausalLM
 

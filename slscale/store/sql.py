@@ -19,6 +19,7 @@ DBAPI cursor as tuples (:mod:`slscale.store.bulk`), and reads fetch tuples strai
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -233,8 +234,11 @@ class SqlStore(Store):
         self._engine = engine
         try:
             if not self._read(schema.schema_is_current, "open", wrap=False):
-                create = lambda c: schema.create_schema(c, self._shown)  # noqa: E731
-                self._write(create, "create tables", wrap=False)
+                self._write(
+                    functools.partial(schema.create_schema, shown_url=self._shown),
+                    "create tables",
+                    wrap=False,
+                )
         except sa.exc.DBAPIError as exc:
             engine.dispose()
             raise StoreError(

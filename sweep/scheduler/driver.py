@@ -156,10 +156,12 @@ class Driver:
             return
         now = time.monotonic()
         ready = [r for r in self.queue if self._not_before.get(r, 0.0) <= now]
-        resources_of = lambda r: self.requests[r].resources  # noqa: E731
-        for run_id, placement in pick_startable(ready, resources_of, self._pool, slots):
+        for run_id, placement in pick_startable(ready, self._resources_of, self._pool, slots):
             if not self._start(run_id, placement):
                 self._pool.release(placement, self.requests[run_id].resources)
+
+    def _resources_of(self, run_id: str) -> Resources:
+        return self.requests[run_id].resources
 
     def _start(self, run_id: str, placement: Placement) -> bool:
         record = self._claim(run_id)

@@ -212,7 +212,10 @@ def simulate(
     running: list[tuple[float, str, Placement]] = []
     starts: dict[str, float] = {}
     now = 0.0
-    resources_of = lambda r: by_id[r].resources  # noqa: E731
+
+    def resources_of(run_id: str) -> Resources:
+        return by_id[run_id].resources
+
     while queue or running:
         for run_id, placement in pick_startable(queue, resources_of, pool, len(queue)):
             starts[run_id] = now
