@@ -21,11 +21,12 @@ import abc
 import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from slscale.spec import RunState
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,6 +148,8 @@ class Store(abc.ABC):
         """One row per run (by run id): run_id, last_loss (the ``loss`` metric at the run's
         last logged step, NaN if none) and tokens_done (the largest ``tokens`` of any of its
         metrics, <NA> if none). Backends may override this with a cheaper query."""
+        import pandas as pd
+
         metrics = self.metrics_frame()
         loss = metrics[metrics["name"] == "loss"].sort_values("step").groupby("run_id")["value"]
         frame = pd.DataFrame({"run_id": [r.run_id for r in self.list_runs()]})

@@ -38,6 +38,11 @@ EVAL_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("n_items", pa.int64()),
     ("convention", pa.string()),
 )
+PROGRESS_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("run_id", pa.string()),
+    ("last_loss", pa.float64()),
+    ("tokens_done", pa.int64()),
+)
 
 RUN_COLUMNS = (
     "run_id", "state", "attempts", "error", "host", "created_at", "updated_at",

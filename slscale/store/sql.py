@@ -22,15 +22,13 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import pandas as pd
-import pyarrow as pa
 import sqlalchemy as sa
 
 from slscale.errors import StoreError
 from slscale.spec import RunState
-from slscale.store import bulk, frames, schema
+from slscale.store import bulk, schema
 from slscale.store.base import EvalResult, Metric, RunRecord, Store
 from slscale.store.engine import create_store_engine, first_line, run_transaction
 from slscale.store.rows import (
@@ -43,6 +41,9 @@ from slscale.store.rows import (
     utcnow,
 )
 from slscale.store.targets import mask_url, scrub
+
+if TYPE_CHECKING:  # pandas and pyarrow load on the first table read (0.45 s per process)
+    import pandas as pd
 
 T = TypeVar("T")
 runs, metrics, evals = schema.runs, schema.metrics, schema.evals
@@ -175,11 +176,17 @@ class SqlStore(Store):
     # ------------------------------------------------------------------ frames
 
     def runs_frame(self) -> pd.DataFrame:
+        from slscale.store import frames
+
         return frames.runs_frame(self.list_runs())
 
     def metrics_frame(
         self, run_ids: Sequence[str] | None = None, names: Sequence[str] | None = None
     ) -> pd.DataFrame:
+        import pandas as pd
+
+        from slscale.store import frames
+
         stmt = sa.select(*metrics.c).order_by(*metrics.primary_key.columns)
         if names is not None:
             stmt = stmt.where(metrics.c.name.in_(list(names)))
@@ -193,6 +200,8 @@ class SqlStore(Store):
         return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
 
     def evals_frame(self) -> pd.DataFrame:
+        from slscale.store import frames
+
         stmt = sa.select(*evals.c).order_by(*evals.primary_key.columns)
         return self._frame(stmt, frames.EVAL_COLUMNS)
 
@@ -211,12 +220,9 @@ class SqlStore(Store):
             last_loss.label("last_loss"),
             tokens.scalar_subquery().label("tokens_done"),
         ).order_by(runs.c.run_id)
-        columns = [
-            ("run_id", pa.string()),
-            ("last_loss", pa.float64()),
-            ("tokens_done", pa.int64()),
-        ]
-        return self._frame(stmt, columns, nullable=("tokens_done",))
+        from slscale.store import frames
+
+        return self._frame(stmt, frames.PROGRESS_COLUMNS, nullable=("tokens_done",))
 
     def close(self) -> None:
         self._engine.dispose()
@@ -299,6 +305,8 @@ class SqlStore(Store):
         nullable: Sequence[str] = ("tokens",),
     ) -> pd.DataFrame:
         sql, params = bulk.compiled_select(stmt, self._engine.dialect)
+
+        from slscale.store import frames
 
         def fetch(conn: sa.Connection) -> pd.DataFrame:
             cursor = conn.connection.cursor()
