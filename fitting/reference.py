@@ -9,7 +9,12 @@ exactly like fresh fits:
 * ``textless_cuervo_marxer2024`` / ``text_muennighoff2023``: the speech-unit and text laws of
   Cuervo & Marxer 2024, Table 5;
 * ``sims2025_{interleaved,textless,pythia}_{ssc,tsc}``: the metric laws Q = a·C^b of SIMS
-  Fig. 1.
+  Fig. 1;
+* ``cuervo_marxer2024_textless_{sblimp,tsc,ssc}`` / ``cuervo_marxer2024_pythia_{blimp,tsc,ssc}``:
+  the exponents γ_q of Q ∝ C^γ_q from Cuervo & Marxer 2024, Table 4. The paper publishes no
+  prefactor, so ``a`` is NaN (``predict_metric`` gives NaN) and a warning says so; the
+  exponents still give score ratios (C2/C1)^b and, through :func:`compare_arms`, the paper's
+  text-over-speech ratios (BLIMP 3.14, tSC 1.56, sSC 2.7; Section 4.3.1).
 """
 
 from __future__ import annotations
