@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -36,15 +37,27 @@ PUBLISHED = {
     "sims2025_pythia_ssc": {"a": 0.07, "b": 0.046},
     "sims2025_pythia_tsc": {"a": 0.15, "b": 0.039},
 }
+EXPONENT_ONLY = {  # Cuervo & Marxer 2024, Table 4: gamma_q without a published prefactor
+    "cuervo_marxer2024_textless_sblimp": 0.021,
+    "cuervo_marxer2024_textless_tsc": 0.025,
+    "cuervo_marxer2024_textless_ssc": 0.017,
+    "cuervo_marxer2024_pythia_blimp": 0.066,
+    "cuervo_marxer2024_pythia_tsc": 0.039,
+    "cuervo_marxer2024_pythia_ssc": 0.046,
+}
 
 
 def test_every_published_law_ships_with_a_citation():
-    assert list_references() == sorted(PUBLISHED)
+    assert list_references() == sorted([*PUBLISHED, *EXPONENT_ONLY])
     for name, params in PUBLISHED.items():
         law = load_reference(name)
         assert law.method == "reference" and law.params == params, name
         assert "20" in law.source and len(law.source) > 40, name
         assert law.conventions, name
+    for name, gamma in EXPONENT_ONLY.items():
+        law = load_reference(name)
+        assert math.isnan(law.params["a"]) and law.params["b"] == gamma, name
+        assert "Table 4" in law.source, name
 
 
 def test_reference_allocation_exponents_follow_from_alpha_beta():
