@@ -76,6 +76,8 @@ class LaunchOptions:
     """Longest wait of the driver's loop."""
     stop_grace_seconds: float = 30.0
     """Time a stopped run has to checkpoint before its process is killed."""
+    store_outage_seconds: float = 900.0
+    """How long the driver waits for an unreachable store before it stops."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "order", parse_order(self.order))
@@ -230,6 +232,7 @@ def _scheduler_options(options: LaunchOptions, plan: LaunchPlan) -> SchedulerOpt
         lease_seconds=options.lease_seconds,
         poll_seconds=options.poll_seconds,
         stop_grace_seconds=options.stop_grace_seconds,
+        store_outage_seconds=options.store_outage_seconds,
     )
 
 

@@ -109,6 +109,12 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
         help="lease on a run; a dead driver's runs are taken over after it",
     )
     p.add_argument(
+        "--store-outage-seconds",
+        type=float,
+        default=900.0,
+        help="how long to wait for an unreachable results store before stopping (default 900)",
+    )
+    p.add_argument(
         "--run-fn",
         metavar="MODULE:ATTR",
         help="run function to execute instead of the trainer (e.g. "
@@ -205,6 +211,7 @@ def launch_options(args: argparse.Namespace) -> Any:
         cpus_per_run=args.cpus_per_run,
         workers_per_run=args.workers_per_run,
         lease_seconds=args.lease_seconds,
+        store_outage_seconds=args.store_outage_seconds,
         retry_failed=getattr(args, "retry_failed", False),
     )
 

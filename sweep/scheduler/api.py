@@ -63,12 +63,17 @@ class SchedulerOptions:
     """Longest wait between two passes of the loop."""
     stop_grace_seconds: float = 30.0
     """How long a stopped attempt may take to checkpoint before its process is killed."""
+    store_outage_seconds: float = 900.0
+    """How long the driver rides out an unreachable store before it gives up (its runs in
+    flight are stopped, resumable, once half a lease has passed without renewal)."""
 
     def __post_init__(self) -> None:
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise SlscaleError(f"--max-concurrent {self.max_concurrent}: must be >= 1")
         if self.max_retries < 0:
             raise SlscaleError(f"--max-retries {self.max_retries}: must be >= 0")
+        if self.store_outage_seconds < 0:
+            raise SlscaleError(f"--store-outage-seconds {self.store_outage_seconds}: must be >= 0")
         if not self.lease_seconds > 4 * self.poll_seconds:
             raise SlscaleError(
                 f"lease of {self.lease_seconds} s: must exceed four polls ({self.poll_seconds} s)"

@@ -12,6 +12,13 @@ One loop (single-threaded, so the store sees one writer per driver):
 3. every ``lease_seconds / 4``: extend the leases of the runs in flight, and stop those whose
    lease was lost or that ``slscale sweep cancel`` marked FAILED.
 
+A store that stops answering (a database restart, a network cut) does not stop the sweep: the
+driver keeps the outcomes of attempts that end meanwhile and records them when the store is
+back, retrying every poll. Its runs go on training (the trainer buffers its own rows) while
+their leases hold; once half a lease has passed without a renewal, the driver stops them
+(they checkpoint) so that no other driver can take a run over while it still trains here.
+After ``store_outage_seconds`` it gives up, leaving every run resumable.
+
 Runs another driver holds stay queued until that driver finishes them (they leave the queue)
 or its lease expires (they are taken over). SUCCEEDED and FAILED runs are never touched.
 """
@@ -19,6 +26,7 @@ or its lease expires (they are taken over). SUCCEEDED and FAILED runs are never 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import dataclasses
 import datetime as dt
 import socket
@@ -26,7 +34,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from slscale.errors import SlscaleError
+from slscale.errors import SlscaleError, StoreError
 from slscale.spec import RunState
 from slscale.sweep.scheduler import outcome as oc
 from slscale.sweep.scheduler.api import (
@@ -100,6 +108,11 @@ class Driver:
         self._pool = NodePool([])
         self._last_beat = 0.0
         self.started_at = time.monotonic()
+        self._renewed_at = self.started_at
+        """When the leases of the runs in flight were last extended."""
+        self._unsettled: list[tuple[Flight, oc.Outcome]] = []
+        """Ended attempts whose outcome the store has not taken yet (oldest first)."""
+        self._down_since: float | None = None
 
     # ------------------------------------------------------------------ the loop
 
@@ -107,8 +120,13 @@ class Driver:
         """Execute ``requests`` until each is SUCCEEDED or FAILED."""
         self._setup(requests)
         try:
-            while self.queue or self.inflight:
-                self._step()
+            while self.queue or self.inflight or self._unsettled:
+                try:
+                    self._step()
+                except StoreError as exc:
+                    self._store_down(exc)
+                else:
+                    self._down_since = None
         except BaseException:
             self._abandon("the sweep driver stopped")
             raise
@@ -134,6 +152,7 @@ class Driver:
                 )
 
     def _step(self) -> None:
+        self._settle_unsettled()
         self._start_ready()
         if self.inflight:
             ended = self.backend.wait(list(self.inflight), self.options.poll_seconds)
@@ -156,8 +175,15 @@ class Driver:
             return
         now = time.monotonic()
         ready = [r for r in self.queue if self._not_before.get(r, 0.0) <= now]
-        for run_id, placement in pick_startable(ready, self._resources_of, self._pool, slots):
-            if not self._start(run_id, placement):
+        picked = pick_startable(ready, self._resources_of, self._pool, slots)
+        for i, (run_id, placement) in enumerate(picked):
+            try:
+                started = self._start(run_id, placement)
+            except StoreError:
+                for rid, unused in picked[i:]:
+                    self._pool.release(unused, self.requests[rid].resources)
+                raise
+            if not started:
                 self._pool.release(placement, self.requests[run_id].resources)
 
     def _resources_of(self, run_id: str) -> Resources:
@@ -232,9 +258,23 @@ class Driver:
     # ------------------------------------------------------------------ outcomes
 
     def _record(self, handle: Any, outcome: oc.Outcome) -> None:
+        """Take an ended attempt off the cluster; its outcome goes to the store now or, while
+        the store is unreachable, when it is back."""
         flight = self.inflight.pop(handle)
-        run_id = flight.request.run_id
         self._pool.release(flight.placement, flight.request.resources)
+        self._unsettled.append((flight, outcome))
+        self._settle_unsettled()
+
+    def _settle_unsettled(self) -> None:
+        """Record the outcomes the store has not taken yet, oldest first (each is idempotent:
+        an outcome recorded halfway before the store went away is recorded again whole)."""
+        while self._unsettled:
+            flight, outcome = self._unsettled[0]
+            self._settle(flight, outcome)
+            self._unsettled.pop(0)
+
+    def _settle(self, flight: Flight, outcome: oc.Outcome) -> None:
+        run_id = flight.request.run_id
         if flight.stopping == "lease lost":  # another driver owns the run now
             self._requeue(run_id, wait=self.options.lease_seconds)
             return
@@ -288,6 +328,8 @@ class Driver:
         self._event(run_id, f"FAILED: {error.splitlines()[0]}")
 
     def _requeue(self, run_id: str, wait: float = 0.0) -> None:
+        if run_id in self.queue:  # an outcome recorded again after a store outage
+            self.queue.remove(run_id)
         keys = [self._rank[r] for r in self.queue]
         self.queue.insert(bisect.bisect(keys, self._rank[run_id]), run_id)
         self._not_before[run_id] = time.monotonic() + wait
@@ -295,7 +337,7 @@ class Driver:
     # ------------------------------------------------------------------ upkeep
 
     def _heartbeat(self) -> None:
-        self._last_beat = now = time.monotonic()
+        now = time.monotonic()
         for handle, flight in self.inflight.items():
             run_id = flight.request.run_id
             if flight.stopping is not None:
@@ -306,8 +348,38 @@ class Driver:
                 self._stop(handle, flight, "lease lost")
             elif _cancelled(self._get(run_id)):
                 self._stop(handle, flight, "cancelled")
+        self._last_beat = self._renewed_at = now
         self._refresh()
         self._refresh_nodes()
+
+    def _store_down(self, exc: StoreError) -> None:
+        """One pass of the loop while the store does not answer: collect ended attempts,
+        stop the runs in flight before their leases could lapse, give up after the limit."""
+        now = time.monotonic()
+        if self._down_since is None:
+            self._down_since = now
+            self._event("", f"results store unreachable, retrying: {exc}")
+        down = now - self._down_since
+        if down > self.options.store_outage_seconds:
+            raise StoreError(
+                f"the results store did not answer for {down:.0f} s (--store-outage-seconds "
+                f"{self.options.store_outage_seconds:g}): {exc}; the runs in flight were "
+                "stopped and resume where they were: launch the same grid again once the "
+                "store is back"
+            ) from None
+        if now - self._renewed_at > self.options.lease_seconds / 2:
+            for handle, flight in self.inflight.items():
+                if flight.stopping is None:
+                    self._stop(handle, flight, "store unreachable")
+                elif now - flight.stop_requested > self.options.stop_grace_seconds:
+                    self.backend.cancel(handle, force=True)
+        if not self.inflight:
+            time.sleep(self.options.poll_seconds)
+            return
+        for handle, outcome in self.backend.wait(list(self.inflight), self.options.poll_seconds):
+            flight = self.inflight.pop(handle)
+            self._pool.release(flight.placement, flight.request.resources)
+            self._unsettled.append((flight, outcome))
 
     def _refresh_nodes(self) -> None:
         """Follow nodes joining or leaving: re-place the attempts in flight on the new pool."""
@@ -338,7 +410,8 @@ class Driver:
                 self.final.setdefault(record.run_id, record.state)
 
     def _in_flight_ids(self) -> set[str]:
-        return {f.request.run_id for f in self.inflight.values()}
+        flights = [*self.inflight.values(), *(flight for flight, _ in self._unsettled)]
+        return {f.request.run_id for f in flights}
 
     def _abandon(self, reason: str) -> None:
         """Stop every attempt in flight, leaving its run resumable (PREEMPTED)."""
@@ -348,7 +421,8 @@ class Driver:
             deadline = time.monotonic() + self.options.stop_grace_seconds
             while self.inflight and time.monotonic() < deadline:
                 for handle, outcome in self.backend.wait(list(self.inflight), 1.0):
-                    self._record(handle, outcome)
+                    with contextlib.suppress(StoreError):  # resumable: its lease lapses
+                        self._record(handle, outcome)
         finally:
             for handle, flight in list(self.inflight.items()):
                 self._drop(handle, flight, reason)

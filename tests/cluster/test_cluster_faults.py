@@ -1,9 +1,9 @@
 """Faults of a sweep's surroundings: the results store (PostgreSQL) goes away mid-sweep and
 comes back; a run's checkpoint folder cannot be written.
 
-The outage here is shorter than the driver's lease renewal period (``lease_seconds / 4``): a
-driver whose own store call (renewing leases, recording a state) meets the outage stops with a
-StoreError ("connection refused" is not retried by the store), while its runs go on training.
+The outage here is shorter than the driver's lease renewal period (``lease_seconds / 4``), so
+it tests the trainer's side (its rows buffered and written after the outage); the driver's own
+store calls meeting an outage are tested in test_cluster_store_outage.py.
 
 A damaged (truncated) checkpoint is skipped for the previous one: tested with the trainer in
 tests/models_train/test_train_checkpoint.py (test_damaged_checkpoint_is_detected,
