@@ -5,12 +5,23 @@ each worker counts its labelled tokens, the counts are summed across workers, an
 micro-batch contributes ``sum NLL × world_size / total`` to the backward pass (DeepSpeed then
 averages gradients over workers). The update is therefore the same however the step is cut
 into micro-batches and workers, and a short last step weighs its tokens like any other.
+
+Validation shares one held-out set out among the workers. Every worker asks the job's
+validation factory for its sources with ``(rank, world_size)`` and must receive the same stream
+(:class:`~slscale.models.train.spec_job.SpecRun` ignores the arguments); the set is the first
+``eval_batches`` micro-batches of each source. Worker ``r`` of ``W`` draws all of them but runs
+the forward pass on batches ``r, r + W, r + 2W, …`` only, and the NLL sums and token counts are
+summed over workers: ``val_loss`` is the same on 1 or W workers (up to the order of float
+sums), at 1/W of the forward passes each. Under ZeRO-3, whose forward passes gather the
+parameters collectively, a worker left without a batch in the last round runs a forward pass on
+a padding batch that carries no loss. A factory that returns a different stream per rank still
+gets ``eval_batches`` distinct batches, but then the set depends on the number of workers.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +54,13 @@ def next_token_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def labelled_tokens(batch: Batch) -> int:
     return int((batch.labels[:, 1:] != IGNORE).sum())
+
+
+def padding_batch() -> Batch:
+    """A 1×2 batch whose labels are all ignored: a forward pass that keeps the workers'
+    collectives aligned and adds no loss."""
+    ids = torch.zeros((1, 2), dtype=torch.long)
+    return Batch(input_ids=ids, labels=torch.full_like(ids, IGNORE))
 
 
 class WorkerLoop:
@@ -142,8 +160,7 @@ class WorkerLoop:
 
     def _fetch(self, micro: MicroBatch) -> Batch:
         if micro.is_empty:  # keeps collectives aligned; all labels ignored, so no loss
-            ids = torch.zeros((1, 2), dtype=torch.long)
-            return Batch(input_ids=ids, labels=torch.full_like(ids, IGNORE))
+            return padding_batch()
         batch = self.source.next_batch(micro.num_sequences, micro.length)
         if tuple(batch.input_ids.shape) != (micro.num_sequences, micro.length):
             raise SlscaleError(
@@ -177,8 +194,10 @@ class WorkerLoop:
     # -- validation ----------------------------------------------------------------------
 
     def validation_losses(self) -> dict[str, float]:
-        """``val_loss`` (token mean over every held-out batch) and, when the validation factory
-        returns named sources, ``val_loss.<name>`` for each; {} without validation data."""
+        """``val_loss`` (token mean over every held-out batch of every worker's share) and, when
+        the validation factory returns named sources, ``val_loss.<name>`` for each; {} without
+        validation data. A collective call: every worker evaluates its share (module
+        docstring)."""
         if self.job.validation_data is None:
             return {}
         made = self.job.validation_data(self.info.rank, self.info.world_size)
@@ -197,17 +216,34 @@ class WorkerLoop:
         return losses
 
     def _held_out_nll(self, source: BatchSource) -> list[float]:
-        """[summed NLL, labelled tokens] over ``eval_batches`` micro-batches of ``source``."""
-        micro = self.budget.resolved_micro_batch_size
+        """[summed NLL, labelled tokens] over this worker's share of ``source``'s held-out
+        batches."""
         nll, count = 0.0, 0
         self.engine.eval()
         with torch.no_grad():
-            for _ in range(self.cfg.eval_batches):
-                batch = source.next_batch(micro, self.cfg.recipe.context_length)
+            for batch in self._held_out_share(source):
+                if batch is None:  # ZeRO-3: gather the parameters with the other workers
+                    self._nll(padding_batch())
+                    continue
                 nll += float(self._nll(batch))
                 count += labelled_tokens(batch)
         self.engine.train()
         return [nll, float(count)]
+
+    def _held_out_share(self, source: BatchSource) -> Iterator[Batch | None]:
+        """Batches ``rank, rank + W, …`` of the first ``eval_batches`` of ``source``, drawn in
+        rounds of W (the other workers' batches are drawn and dropped, so that every share
+        comes from the same set); under ZeRO-3, None for a round without a batch of ours."""
+        micro = self.budget.resolved_micro_batch_size
+        world, total = self.info.world_size, self.cfg.eval_batches
+        for first in range(0, total, world):
+            mine = None
+            for index in range(first, min(first + world, total)):
+                batch = source.next_batch(micro, self.cfg.recipe.context_length)
+                if index == first + self.info.rank:
+                    mine = batch
+            if mine is not None or self.cfg.zero_stage == 3:
+                yield mine
 
     def token_counts_global(self) -> dict[str, int]:
         """Token counts (per stream, per source, units) summed over workers."""

@@ -50,8 +50,9 @@ class SpecRun:
         return self._data().train_source(shard, num_shards)
 
     def validation_sources(self, shard: int, num_shards: int) -> Mapping[str, BatchSource]:
-        """One single-pass source per stream of the mix (``val_loss.<stream>``); every worker
-        reads the same held-out batches."""
+        """One single-pass source per stream of the mix (``val_loss.<stream>``), the same on
+        every worker whatever its shard: the trainer shares the held-out batches out among the
+        workers itself (see :mod:`slscale.models.train.loop`)."""
         return self._data().validation_sources()
 
     def export(self, directory: Path) -> dict[str, Any]:

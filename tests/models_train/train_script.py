@@ -3,18 +3,25 @@
 Usage: python train_script.py ARGS.json — ARGS: see ``main``. Prints the TrainResult as JSON.
 ``kill_at_batch`` makes the process SIGKILL itself when its training source is asked for that
 batch (a crash at a known point); ``sleep_per_batch`` slows the source so that a test can signal
-the process while it trains.
+the process while it trains. ``shared_validation`` gives every worker the same two named held-out
+streams; ``record_forwards`` (a folder) makes each worker append a fingerprint of every
+evaluation-mode forward pass's input to ``<folder>/rank<r>.txt``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import json
 import os
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
+
+import torch
 
 from slscale.models.data.batching import Batch
 from slscale.models.train import TrainConfig, TrainJob, run_local
@@ -50,16 +57,61 @@ class CrashingData:
         return _Crashing(MarkovData()(shard, num_shards), self.kill_at_batch, self.sleep_per_batch)
 
 
-def main(args: dict[str, Any]) -> None:
-    recipe = Recipe(**args.get("recipe", {}))
-    config = TrainConfig(recipe=recipe, **args["config"])
-    job = TrainJob(
-        config=config,
-        model_factory=ToyModel(**args.get("model", {})),
+SHARED = (("a", 0), ("b", 1))
+"""Names and Markov seeds of the shared held-out streams."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SharedValidation:
+    """Two named held-out Markov streams ("a", "b"), the same whichever worker asks."""
+
+    def __call__(self, shard: int, num_shards: int) -> dict[str, MarkovTokenSource]:
+        return {name: MarkovData(seed=seed, split="validation")(0, 1) for name, seed in SHARED}
+
+
+def _record_forward(folder: Path, module: torch.nn.Module, args: Any, kwargs: Any) -> None:
+    if module.training or torch.is_grad_enabled():
+        return
+    ids = kwargs["input_ids"].cpu()
+    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+    digest = hashlib.sha256(ids.numpy().tobytes()).hexdigest()[:16]
+    with (folder / f"rank{rank}.txt").open("a") as fh:
+        fh.write(f"{tuple(ids.shape)} {digest}\n")
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordingModel:
+    """A ToyModel that records its evaluation forward passes in ``folder``."""
+
+    model: ToyModel
+    folder: str
+
+    def __call__(self) -> torch.nn.Module:
+        model = self.model()
+        Path(self.folder).mkdir(parents=True, exist_ok=True)
+        hook = functools.partial(_record_forward, Path(self.folder))
+        model.register_forward_pre_hook(hook, with_kwargs=True)
+        return model
+
+
+def build_job(args: dict[str, Any]) -> TrainJob:
+    """The job of ``args`` (see the module docstring)."""
+    model: Any = ToyModel(**args.get("model", {}))
+    if args.get("record_forwards"):
+        model = RecordingModel(model, args["record_forwards"])
+    validation: Any = MarkovData(split="validation")
+    if args.get("shared_validation"):
+        validation = SharedValidation()
+    return TrainJob(
+        config=TrainConfig(recipe=Recipe(**args.get("recipe", {})), **args["config"]),
+        model_factory=model,
         train_data=CrashingData(args.get("kill_at_batch"), args.get("sleep_per_batch", 0.0)),
-        validation_data=MarkovData(split="validation"),
+        validation_data=validation,
     )
-    result = run_local(job)
+
+
+def main(args: dict[str, Any]) -> None:
+    result = run_local(build_job(args))
     print("RESULT " + json.dumps(dataclasses.asdict(result), default=str), flush=True)
 
 
