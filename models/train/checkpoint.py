@@ -14,6 +14,14 @@ the previous checkpoints or a new complete one. On resume the newest checkpoint 
 match its manifest is used; one that does not (truncated, corrupted, no manifest) is renamed
 ``corrupt-…`` and the one before it is tried. Workers must share the checkpoint filesystem (as
 DeepSpeed requires).
+
+The trainer state files hold plain values (None, bool, int, float, str, bytes, lists, tuples,
+dicts) and torch tensors only, checked before they are written, and are read with
+``torch.load(weights_only=True)``, which runs no code from the file. Checkpoints of format 1
+pickled NumPy arrays in them: they are refused with a :class:`SlscaleError` instead of being
+unpickled. Limit: DeepSpeed's ``engine.load_checkpoint`` reads its own files with
+``torch.load(weights_only=False)``, and the manifest's checksums detect damage, not tampering:
+resume only from checkpoint folders you trust, as with any DeepSpeed checkpoint.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 import re
 import shutil
 import time
@@ -36,8 +45,12 @@ from slscale.models.train.distributed import DistInfo, barrier, broadcast_object
 log = logging.getLogger(__name__)
 
 MANIFEST = "MANIFEST.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: trainer state of plain values and tensors; 1: it pickled NumPy arrays (refused on load)."""
+_READABLE_FORMATS = (1, 2)
+_PLAIN = (type(None), bool, int, float, str, bytes, torch.Tensor, torch.nn.Parameter)
 _NAME = re.compile(r"^step-(\d{9})$")
+_GLOBAL = re.compile(r"GLOBAL (\S+) was not an allowed global")
 
 
 def checkpoint_name(step: int) -> str:
@@ -55,7 +68,7 @@ def verify_checkpoint(path: Path) -> str | None:
         files = manifest["files"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return f"no readable {MANIFEST} ({exc.__class__.__name__})"
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in _READABLE_FORMATS:
         return f"unknown format_version {manifest.get('format_version')!r}"
     for name, meta in files.items():
         file = path / name
@@ -118,6 +131,7 @@ class CheckpointManager:
         self, engine: Any, step: int, worker_state: dict[str, Any], meta: dict[str, Any]
     ) -> Path:
         """Write a checkpoint of the state after ``step`` optimizer steps."""
+        check_plain(worker_state, "trainer state")
         name = checkpoint_name(step)
         tmp = self.root / f".tmp-{name}"
         if self.info.is_main:
@@ -172,6 +186,14 @@ class CheckpointManager:
                 f"checkpoint {path} was written by {manifest['world_size']} workers; resume it "
                 f"with the same number (now {self.info.world_size})"
             )
+        file = path / worker_state_file(self.info.rank)
+        if manifest["format_version"] < FORMAT_VERSION:
+            raise SlscaleError(
+                f"{file}: written by an older slscale version (checkpoint format "
+                f"{manifest['format_version']}), whose pickled NumPy objects cannot be loaded "
+                f"safely; remove {self.root} to train the run from the start"
+            )
+        state = read_worker_state(file)
         load_path, _ = engine.load_checkpoint(
             str(self.root),
             tag=path.name,
@@ -180,7 +202,44 @@ class CheckpointManager:
         )
         if load_path is None:
             raise SlscaleError(f"DeepSpeed could not load checkpoint {path}")
-        state: dict[str, Any] = torch.load(
-            path / worker_state_file(self.info.rank), weights_only=False
-        )
         return state
+
+
+def read_worker_state(file: Path) -> dict[str, Any]:
+    """A trainer state file, read with ``torch.load(weights_only=True)``: plain values and
+    tensors only; a file holding anything else is refused without running code from it."""
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = _GLOBAL.search(str(exc))
+        what = f" (it needs {found.group(1)})" if found else ""
+        raise SlscaleError(
+            f"{file}: holds objects other than plain values and tensors, which cannot be loaded "
+            f"safely{what}; it was written by an older slscale version or altered: remove its "
+            "checkpoint folder to resume from an earlier one or to start the run over"
+        ) from None
+    except (RuntimeError, EOFError) as exc:
+        raise SlscaleError(f"{file}: not a readable trainer state ({exc})") from None
+    if not isinstance(state, dict):
+        raise SlscaleError(f"{file}: holds a {type(state).__name__}, not a trainer state dict")
+    return state
+
+
+def check_plain(value: Any, where: str) -> None:
+    """Raise SlscaleError unless ``value`` is built of None, bool, int, float, str, bytes,
+    lists, tuples, dicts and tensors only (what ``weights_only`` loading reads back)."""
+    if type(value) in _PLAIN:
+        return
+    if type(value) in (list, tuple):
+        for i, item in enumerate(value):
+            check_plain(item, f"{where}[{i}]")
+    elif type(value) is dict:
+        for key, item in value.items():
+            check_plain(key, f"a key of {where}")
+            check_plain(item, f"{where}[{key!r}]")
+    else:
+        kind = f"{type(value).__module__}.{type(value).__qualname__}"
+        raise SlscaleError(
+            f"{where} is a {kind}: a checkpoint stores only None, bool, int, float, str, bytes, "
+            "lists, tuples, dicts and torch tensors (a BatchSource's state_dict must return them)"
+        )
