@@ -78,6 +78,9 @@ class LaunchOptions:
     """Time a stopped run has to checkpoint before its process is killed."""
     store_outage_seconds: float = 900.0
     """How long the driver waits for an unreachable store before it stops."""
+    reuse_processes: bool = True
+    """Run one-process CPU runs in reused Ray worker processes (GPU runs always get a fresh
+    one); off: a fresh process per attempt."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "order", parse_order(self.order))
@@ -205,7 +208,10 @@ def launch(
         plan = prepare(specs, options, store)
         RayBackend.connect(options.address, options.num_cpus)
         backend = RayBackend(
-            run_fn, getattr(run_fn, "worker_fn", None), use_gpu=_cluster_gpus() > 0
+            run_fn,
+            getattr(run_fn, "worker_fn", None),
+            use_gpu=_cluster_gpus() > 0,
+            reuse_processes=options.reuse_processes,
         )
         requests = run_requests(plan, options, backend.use_gpu)
         if backend.worker_fn is None and any(r.resources.workers > 1 for r in requests):

@@ -115,6 +115,12 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
         help="how long to wait for an unreachable results store before stopping (default 900)",
     )
     p.add_argument(
+        "--fresh-process-per-run",
+        action="store_true",
+        help="start every CPU run in a new process (default: reuse Ray's worker processes, "
+        "saving the imports of torch and DeepSpeed per run; GPU runs always get a new one)",
+    )
+    p.add_argument(
         "--run-fn",
         metavar="MODULE:ATTR",
         help="run function to execute instead of the trainer (e.g. "
@@ -212,6 +218,7 @@ def launch_options(args: argparse.Namespace) -> Any:
         workers_per_run=args.workers_per_run,
         lease_seconds=args.lease_seconds,
         store_outage_seconds=args.store_outage_seconds,
+        reuse_processes=not args.fresh_process_per_run,
         retry_failed=getattr(args, "retry_failed", False),
     )
 

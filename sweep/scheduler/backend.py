@@ -1,8 +1,13 @@
 """The Ray backend of the scheduler: submit / wait / cancel run attempts.
 
-A run that is one process is a Ray task with ``max_calls=1``, so every attempt gets a fresh
-process (DeepSpeed's process group can be initialised once per process); the process is named
-``ray::slscale-run:<run id>`` (``ps``, ``ray list tasks``). A run of several
+A run that is one process is a Ray task named ``slscale-run:<run id>`` (its process shows as
+``ray::slscale-run:<run id>`` in ``ps`` and ``ray list tasks``). On CPUs, Ray's worker
+processes are reused across runs (up to :data:`REUSE_CALLS` attempts each, then replaced): a
+run then pays neither a process start nor the imports of torch, transformers and DeepSpeed,
+seconds that would otherwise be paid by every run (a one-process run initialises its process
+group of one once per process, and reuses it). An attempt with GPUs gets a fresh process
+(``max_calls=1``), so that its device memory goes back to the node, and so does every
+attempt when ``reuse_processes`` is off. A run of several
 processes (several GPUs, or ``--workers-per-run`` on CPUs) is a Ray Train worker group
 (``TorchTrainer``) whose workers call the trainer's worker function; its controller runs in
 a small task of its own, so that many group runs can go at once. Ray does the placement and
@@ -30,6 +35,10 @@ from slscale.errors import SlscaleError
 from slscale.sweep.scheduler import outcome as oc
 from slscale.sweep.scheduler.policy import Resources
 
+REUSE_CALLS = 25
+"""Attempts one reused Ray worker process runs before Ray replaces it (bounds any memory a
+run leaves behind)."""
+
 WorkerFunction = Callable[[dict[str, Any]], None]
 """A Ray Train worker loop: ``worker_fn(config)`` with config keys spec, run_id, workdir,
 store_url, attempt; rank 0 writes ``<workdir>/runs/<run_id>/result.json``."""
@@ -55,10 +64,12 @@ class RayBackend:
         run_fn: oc.RunFunction,
         worker_fn: WorkerFunction | None = None,
         use_gpu: bool = False,
+        reuse_processes: bool = True,
     ) -> None:
         self.run_fn = run_fn
         self.worker_fn = worker_fn
         self.use_gpu = use_gpu
+        self.reuse_processes = reuse_processes
         self._refs: dict[Any, str] = {}
 
     @staticmethod
@@ -101,7 +112,8 @@ class RayBackend:
         if res.workers > 1:
             ref = self._submit_group(attempt)
         else:
-            task = _remote_run().options(
+            fresh = res.gpus_per_worker > 0 or not self.reuse_processes
+            task = _remote_run(fresh).options(
                 num_cpus=res.cpus_per_worker,
                 num_gpus=res.gpus_per_worker,
                 name=f"slscale-run:{attempt.run_id}",
@@ -156,17 +168,22 @@ class RayBackend:
 @dataclasses.dataclass
 class _Remotes:
     run: Any = None
+    run_fresh: Any = None
     group: Any = None
 
 
 _REMOTES = _Remotes()
 
 
-def _remote_run() -> Any:
+def _remote_run(fresh: bool) -> Any:
     import ray
 
+    if fresh:
+        if _REMOTES.run_fresh is None:
+            _REMOTES.run_fresh = ray.remote(max_calls=1, max_retries=0)(oc.execute)
+        return _REMOTES.run_fresh
     if _REMOTES.run is None:
-        _REMOTES.run = ray.remote(max_calls=1, max_retries=0)(oc.execute)
+        _REMOTES.run = ray.remote(max_calls=REUSE_CALLS, max_retries=0)(oc.execute)
     return _REMOTES.run
 
 

@@ -54,6 +54,22 @@ def test_a_grid_completes_largest_first_with_full_curves(ray_address, tmp_path):
     assert set(started[:3]) == long_runs  # largest first
 
 
+@pytest.mark.parametrize("reuse", [True, False])
+def test_cpu_runs_reuse_worker_processes_unless_told_not_to(ray_address, tmp_path, reuse):
+    """Six runs on 2 CPUs: with reuse, a few Ray worker processes run them all (each run's
+    process id is in its executions.jsonl); without, every run has a process of its own."""
+    grid = write_grid(tmp_path / "grid.yaml", seeds=[0, 1, 2], steps=[4, 8])
+    workdir = tmp_path / "w"
+    report, _ = run_sweep(workdir, grid, SyntheticRun(), ray_address, reuse_processes=reuse)
+    assert report.ok
+    pids = [e["pid"] for s in specs_of(grid) for e in executions(workdir, run_id(s))]
+    assert len(pids) == 6
+    if reuse:
+        assert len(set(pids)) <= 3, pids
+    else:
+        assert len(set(pids)) == 6, pids
+
+
 def test_errors_are_retried_then_failed_and_config_errors_fail_at_once(
     ray_address, tmp_path, capsys
 ):
