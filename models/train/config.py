@@ -25,7 +25,8 @@ ModelFactory = Callable[[], torch.nn.Module]
 SourceFactory = Callable[[int, int], BatchSource]
 """(shard, num_shards) -> this worker's batch source."""
 ValidationFactory = Callable[[int, int], "BatchSource | Mapping[str, BatchSource]"]
-"""(shard, num_shards) -> held-out batch source(s); named sources get their own val_loss.<name>."""
+"""(shard, num_shards) -> held-out batch source(s); named sources get their own val_loss.<name>.
+Every worker must get the same stream: the trainer shares its batches out among the workers."""
 ExportHook = Callable[[Path], "Mapping[str, Any] | None"]
 """Called on worker 0 with the exported model directory (to add tokenizer/vocabulary files);
 what it returns is added to the directory's ``slscale_model.json`` record."""
@@ -68,7 +69,8 @@ class TrainConfig:
     eval_every_steps: int = 0
     """Validation loss every this many steps (0: only at the end)."""
     eval_batches: int = 2
-    """Validation micro-batches per worker per evaluation."""
+    """Held-out micro-batches per source per evaluation, shared out among the workers
+    (worker r runs batches r, r+W, ...)."""
     max_loss: float | None = None
     """A training loss above this fails the run as diverged (None: 2·ln(vocabulary size))."""
     store: str | None = None

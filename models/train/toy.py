@@ -52,6 +52,8 @@ class MarkovData:
     split: str = "train"
 
     def __call__(self, shard: int, num_shards: int) -> MarkovTokenSource:
+        if self.split != "train":  # held-out data: one stream, which the trainer shares out
+            shard, num_shards = 0, 1
         return MarkovTokenSource(
             self.config, seed=self.seed, shard=shard, num_shards=num_shards, split=self.split
         )
