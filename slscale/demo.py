@@ -14,8 +14,9 @@ Like :mod:`slscale.cli`, this module sits above the stages and chains them:
 6. report   — ``report.md`` and ``report.html`` stating the findings with numbers.
 
 Every stage is cached: a second run finds everything done and does nothing; an interrupted
-run (Ctrl-C) resumes where it stopped (finished runs stay finished, a run in flight resumes
-from its last checkpoint). Stage timings are written to ``timings.json``.
+run (Ctrl-C: one line saying so, exit status 130) resumes where it stopped when the same
+command is run again (finished stages and runs stay finished, a run in flight resumes from the
+checkpoint it wrote when stopped). Stage timings are written to ``timings.json``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -85,6 +87,12 @@ SCALES = {
 }
 
 SUITES = "sSC,tSC,sBLIMP,sWUGGY"
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT, as shells report it)."""
+INTERRUPTED = (
+    "slscale: demo interrupted; run the same command again to resume it "
+    "(finished stages and runs are kept): {command}"
+)
 CROSS_MODAL = "S,S2T,T2S,T"
 
 
@@ -106,7 +114,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         num_cpus=args.num_cpus,
         quiet=args.quiet,
     )
-    demo.run()
+    try:
+        demo.run()
+    except KeyboardInterrupt:
+        # Every stage keeps what it finished and a run in flight is left resumable (PREEMPTED,
+        # checkpointed), so the same command picks up where this one stopped.
+        print(INTERRUPTED.format(command=_command_line(args)), file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(
         f"report: {demo.workdir / 'report.md'} (and report.html); figures: "
         f"{demo.workdir / 'figures'}"
@@ -409,10 +423,22 @@ class Demo:
         return True
 
 
-def _cli(argv: Sequence[str]) -> None:
-    from slscale.cli import main
+def _command_line(args: argparse.Namespace) -> str:
+    """The demo command of ``args``, as the user can type it again."""
+    import shlex
 
-    if main(list(argv)) != 0:
+    argv = ["slscale", "demo", "--workdir", str(args.workdir), "--scale", args.scale]
+    argv += ["--seed", str(args.seed)] if args.seed else []
+    argv += ["--num-cpus", str(args.num_cpus)] if args.num_cpus is not None else []
+    return shlex.join(argv + (["--quiet"] if args.quiet else []))
+
+
+def _cli(argv: Sequence[str]) -> None:
+    """Run a slscale command in this process; its errors and Ctrl-C reach the demo as raised."""
+    from slscale.cli import build_parser
+
+    args = build_parser(argv).parse_args(list(argv))
+    if int(args.func(args) or 0) != 0:
         raise SlscaleError(f"`slscale {' '.join(argv)}` failed")
 
 
@@ -424,6 +450,8 @@ def _run_cli(argv: Sequence[str], *, quiet: bool, env: dict[str, str] | None = N
         text=True,
         env={**os.environ, **(env or {})},
     )
+    if proc.returncode in (EXIT_INTERRUPTED, -signal.SIGINT):
+        raise KeyboardInterrupt  # Ctrl-C reached the command (its process group's signal)
     if proc.returncode != 0:
         tail = (proc.stderr or "").strip().splitlines()[-3:] if quiet else []
         raise SlscaleError(f"`slscale {' '.join(argv[:2])} …` failed: {' | '.join(tail)}")
