@@ -120,6 +120,21 @@ class CheckpointManager:
         self.keep = keep
         self.info = info
 
+    def check_writable(self) -> None:
+        """Fail now, naming the folder, if this worker cannot write checkpoints there (rather
+        than at the first checkpoint, after training time is spent)."""
+        probe = self.root / f".write-probe-rank{self.info.rank}"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise SlscaleError(
+                f"cannot write checkpoints to {self.root}: {type(exc).__name__}: "
+                f"{exc.strerror or exc}; make the folder (and the workdir above it) writable "
+                "or choose another --workdir"
+            ) from None
+
     def complete(self) -> list[Path]:
         """Checkpoints carrying a complete name, newest first (not yet verified)."""
         if not self.root.is_dir():

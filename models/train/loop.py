@@ -103,6 +103,7 @@ class WorkerLoop:
 
     def resume(self) -> dict[str, Any] | None:
         """Load the newest valid checkpoint, if any; return its extra (worker-0) payload."""
+        self.checkpoints.check_writable()
         path = self.checkpoints.latest_valid()
         if path is None:
             return None

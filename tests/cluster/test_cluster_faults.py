@@ -1,5 +1,5 @@
 """Faults of a sweep's surroundings: the results store (PostgreSQL) goes away mid-sweep and
-comes back; a run's checkpoint folder cannot be written.
+comes back; a run's checkpoint folder cannot be written (found before training starts).
 
 The outage here is shorter than the driver's lease renewal period (``lease_seconds / 4``), so
 it tests the trainer's side (its rows buffered and written after the outage); the driver's own
@@ -123,4 +123,8 @@ def test_an_unwritable_checkpoint_folder_fails_the_run_with_its_path(ray_eight_c
         record = store.get_run(rid)
     assert record is not None and record.state == RunState.FAILED
     first_line = (record.error or "").splitlines()[0]
-    assert first_line.startswith("NotADirectoryError") and str(blocker) in first_line, first_line
+    assert first_line.startswith(f"SlscaleError: cannot write checkpoints to {blocker}: "), (
+        first_line
+    )
+    # Found before training, not at the first checkpoint (step 4): no step was logged.
+    assert logged_steps(workdir, rid) == []
