@@ -147,13 +147,16 @@ def wait_for_nodes(address: str, names: set[str], timeout: float, env: dict[str,
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class NodeRecordingRun:
-    """:class:`SyntheticRun`, noting first in ``<run dir>/nodes.jsonl`` the attempt and the
-    custom resources (``node_a``/``node_b``) of the Ray node it runs on."""
+    """:class:`SyntheticRun` (or the DeepSpeed trainer), noting first in ``<run dir>/nodes.jsonl``
+    the attempt and the custom resources (``node_a``/``node_b``) of the Ray node it runs on."""
 
     step_seconds: float = 0.0
     """Sleep per step."""
     checkpoint_every_steps: int = 5
     """Checkpoint cadence."""
+    trainer: dict[str, Any] | None = None
+    """Runtime settings of the real trainer on the Markov toy data
+    (:func:`~slscale.sweep.scheduler.runners.markov_trainer`); None: the synthetic run."""
 
     def __call__(
         self, spec: dict[str, Any], run_id: str, workdir: str, store_url: str, attempt: int
@@ -171,6 +174,13 @@ class NodeRecordingRun:
         record = {"attempt": attempt, "node_id": node_id, "node": names[0], "pid": os.getpid()}
         with (run_dir / NODES_FILE).open("a") as fh:
             fh.write(json.dumps(record) + "\n")
+        if self.trainer is not None:
+            from slscale.sweep.scheduler.runners import markov_trainer
+
+            trainer = markov_trainer(
+                **self.trainer, checkpoint_every_steps=self.checkpoint_every_steps
+            )
+            return trainer(spec, run_id, workdir, store_url, attempt)
         inner = SyntheticRun(
             step_seconds=self.step_seconds, checkpoint_every_steps=self.checkpoint_every_steps
         )

@@ -1,6 +1,7 @@
 """A sweep on a two-node Ray cluster started on this machine: runs are placed on both nodes;
 losing a node mid-run preempts its run, which resumes from its checkpoint on the surviving
-node, and no step is lost or written twice."""
+node, and no step is lost or written twice — with the synthetic run, and with the real
+DeepSpeed trainer (whose resumed curve equals an uninterrupted one to 1e-6)."""
 
 from __future__ import annotations
 
@@ -24,13 +25,25 @@ STEPS = 40
 EVERY = 5
 
 
-def sweep_driver(workdir: Path, grid: Path, address: str, env: dict[str, str]) -> Any:
+TRAINER = {
+    "log_every_steps": 1,
+    "export_model": False,
+    "device": "cpu",
+    "peak_flops_per_device": 183e9,
+}
+TRAINER_STEPS = 600
+TRAINER_EVERY = 50
+
+
+def sweep_driver(
+    workdir: Path, grid: Path, address: str, env: dict[str, str], run_fn_kwargs: Any = None
+) -> Any:
     """``slscale sweep launch GRID --address ADDR`` as its own process."""
+    kwargs = run_fn_kwargs or {"step_seconds": 0.1, "checkpoint_every_steps": EVERY}
     command = [
         sys.executable, "-m", "slscale.cli", "sweep", "launch", str(grid),
         "--workdir", str(workdir), "--address", address, "--lease-seconds", "10",
-        "--run-fn", "cluster_helpers:NodeRecordingRun",
-        "--run-fn-kwargs", json.dumps({"step_seconds": 0.1, "checkpoint_every_steps": EVERY}),
+        "--run-fn", "cluster_helpers:NodeRecordingRun", "--run-fn-kwargs", json.dumps(kwargs),
     ]  # fmt: skip
     return subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
@@ -97,3 +110,60 @@ def test_runs_spread_over_two_nodes_and_survive_losing_one(two_nodes, tmp_path):
     for rid in specs:
         if rid != victim:
             assert runs[rid].attempts == 1, (rid, nodes[rid])
+
+
+@pytest.mark.slow
+def test_the_real_trainer_resumes_on_the_other_node_with_an_identical_curve(two_nodes, tmp_path):
+    """Two DeepSpeed trainer runs, one per node; node_b is lost mid-run: its run resumes on
+    node_a from its last DeepSpeed checkpoint, and its loss curve equals the same run trained
+    uninterrupted in this process (to 1e-6 per step), every step once."""
+    from slscale.sweep.scheduler.runners import markov_trainer
+
+    grid = write_grid(tmp_path / "grid.yaml", seeds=[5, 6], steps=[TRAINER_STEPS])
+    specs = {run_id(s): s for s in specs_of(grid)}
+    workdir = tmp_path / "w"
+    killed: dict[str, Any] = {}
+
+    def lose_node_b() -> None:
+        def victim() -> str | None:
+            for rid in specs:
+                attempts = placements(workdir, rid)
+                if attempts and attempts[-1]["node"] == ["node_b"]:
+                    done = len(curve(workdir, rid))
+                    if 2 * TRAINER_EVERY <= done <= TRAINER_STEPS // 2:
+                        return rid
+            return None
+
+        rid = wait_for(victim, 180, "a trainer run 100 steps into its attempt on node_b")
+        killed["run_id"], killed["steps"] = rid, len(curve(workdir, rid))
+        two_nodes["nodes"]["node_b"].kill()
+
+    killer = threading.Thread(target=lose_node_b)
+    kwargs = {"trainer": TRAINER, "checkpoint_every_steps": TRAINER_EVERY}
+    driver = sweep_driver(workdir, grid, two_nodes["address"], two_nodes["env"], kwargs)
+    killer.start()
+    output = driver.communicate(timeout=600)[0]
+    killer.join()
+    assert driver.returncode == 0, output
+    assert killed, output
+
+    runs = records(workdir)
+    victim = killed["run_id"]
+    assert {runs[r].state for r in specs} == {RunState.SUCCEEDED}
+    assert [p["node"] for p in placements(workdir, victim)] == [["node_b"], ["node_a"]]
+    assert runs[victim].attempts == 2 and runs[victim].summary["preemptions"] == 1
+    result = json.loads((workdir / "runs" / victim / "result.json").read_text())
+    (resumed_at,) = result["resumed_from_steps"]
+    # The store had this many steps when node_b was killed (the trainer may have gone further:
+    # its rows reach the store in batches); the checkpoint of the last multiple was complete.
+    assert resumed_at % TRAINER_EVERY == 0 and resumed_at < TRAINER_STEPS
+    assert resumed_at >= killed["steps"] // TRAINER_EVERY * TRAINER_EVERY
+
+    reference = tmp_path / "reference"
+    with open_store(reference) as store:
+        store.register({victim: spec_to_dict(specs[victim])})
+    run = markov_trainer(**TRAINER, checkpoint_every_steps=TRAINER_EVERY)
+    run(spec_to_dict(specs[victim]), victim, str(reference), str(reference), 1)
+    expected, got = curve(reference, victim), curve(workdir, victim)
+    assert sorted(got) == list(range(1, TRAINER_STEPS + 1))
+    assert got == pytest.approx(expected, rel=0, abs=1e-6)
