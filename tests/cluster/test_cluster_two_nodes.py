@@ -167,3 +167,31 @@ def test_the_real_trainer_resumes_on_the_other_node_with_an_identical_curve(two_
     expected, got = curve(reference, victim), curve(workdir, victim)
     assert sorted(got) == list(range(1, TRAINER_STEPS + 1))
     assert got == pytest.approx(expected, rel=0, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_a_two_worker_trainer_run_spans_both_nodes(two_nodes, tmp_path):
+    """One run of two workers (``--workers-per-run 2``, 1 CPU each) on two 1-CPU nodes: Ray
+    Train can only place one worker per node, so the DeepSpeed process group (gloo) spans the
+    nodes; the run trains every step once with ZeRO-2 and a world size of 2."""
+    grid = write_grid(tmp_path / "grid.yaml", seeds=[7], steps=[40])
+    (spec,) = specs_of(grid)
+    rid, workdir = run_id(spec), tmp_path / "w"
+    kwargs = {**TRAINER, "zero_stage": 2}
+    command = [
+        sys.executable, "-m", "slscale.cli", "sweep", "launch", str(grid),
+        "--workdir", str(workdir), "--address", two_nodes["address"],
+        "--workers-per-run", "2", "--cpus-per-run", "1",
+        "--run-fn", "slscale.sweep.scheduler.runners:markov_trainer",
+        "--run-fn-kwargs", json.dumps(kwargs),
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=two_nodes["env"], timeout=600
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads((workdir / "runs" / rid / "result.json").read_text())
+    assert result["runtime"]["world_size"] == 2 and result["runtime"]["zero_stage"] == 2
+    assert records(workdir)[rid].state == RunState.SUCCEEDED
+    losses = curve(workdir, rid)
+    assert sorted(losses) == list(range(1, 41))
+    assert losses[40] < losses[1]
