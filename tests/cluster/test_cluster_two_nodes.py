@@ -170,19 +170,25 @@ def test_the_real_trainer_resumes_on_the_other_node_with_an_identical_curve(two_
 
 
 @pytest.mark.slow
-def test_a_two_worker_trainer_run_spans_both_nodes(two_nodes, tmp_path):
+@pytest.mark.parametrize("stage", [2, 3])
+def test_a_two_worker_trainer_run_spans_both_nodes_and_matches_one_process(
+    two_nodes, tmp_path, stage
+):
     """One run of two workers (``--workers-per-run 2``, 1 CPU each) on two 1-CPU nodes: Ray
     Train can only place one worker per node, so the DeepSpeed process group (gloo) spans the
-    nodes; the run trains every step once with ZeRO-2 and a world size of 2."""
+    nodes. With ZeRO-2 and ZeRO-3 it trains every step once, and its loss curve matches the
+    same run trained by one process on the same global batches (two micro-batches a step)."""
+    from cluster_helpers import two_shard_trainer
+
     grid = write_grid(tmp_path / "grid.yaml", seeds=[7], steps=[40])
     (spec,) = specs_of(grid)
     rid, workdir = run_id(spec), tmp_path / "w"
-    kwargs = {**TRAINER, "zero_stage": 2}
+    kwargs = {**TRAINER, "zero_stage": stage, "micro_batch_size": 2}
     command = [
         sys.executable, "-m", "slscale.cli", "sweep", "launch", str(grid),
         "--workdir", str(workdir), "--address", two_nodes["address"],
         "--workers-per-run", "2", "--cpus-per-run", "1",
-        "--run-fn", "slscale.sweep.scheduler.runners:markov_trainer",
+        "--run-fn", "cluster_helpers:two_shard_trainer",
         "--run-fn-kwargs", json.dumps(kwargs),
     ]  # fmt: skip
     done = subprocess.run(
@@ -190,8 +196,16 @@ def test_a_two_worker_trainer_run_spans_both_nodes(two_nodes, tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads((workdir / "runs" / rid / "result.json").read_text())
-    assert result["runtime"]["world_size"] == 2 and result["runtime"]["zero_stage"] == 2
+    assert result["runtime"]["world_size"] == 2 and result["runtime"]["zero_stage"] == stage
     assert records(workdir)[rid].state == RunState.SUCCEEDED
     losses = curve(workdir, rid)
     assert sorted(losses) == list(range(1, 41))
-    assert losses[40] < losses[1]
+    assert losses[40] < losses[1] - 0.5
+
+    reference = tmp_path / "reference"
+    with open_store(reference) as store:
+        store.register({rid: spec_to_dict(spec)})
+    two_shard_trainer(**kwargs)(spec_to_dict(spec), rid, str(reference), str(reference), 1)
+    one = json.loads((reference / "runs" / rid / "result.json").read_text())["runtime"]
+    assert one["world_size"] == 1 and one["micro_batch_size"] == 2
+    assert losses == pytest.approx(curve(reference, rid), rel=1e-5)
