@@ -19,9 +19,9 @@ The trainer state files hold plain values (None, bool, int, float, str, bytes, l
 dicts) and torch tensors only, checked before they are written, and are read with
 ``torch.load(weights_only=True)``, which runs no code from the file. Checkpoints of format 1
 pickled NumPy arrays in them: they are refused with a :class:`SlscaleError` instead of being
-unpickled. Limit: DeepSpeed's ``engine.load_checkpoint`` reads its own files with
-``torch.load(weights_only=False)``, and the manifest's checksums detect damage, not tampering:
-resume only from checkpoint folders you trust, as with any DeepSpeed checkpoint.
+unpickled. DeepSpeed's own files are read with ``weights_only=True`` too, allowing the three
+DeepSpeed classes they hold (:mod:`~slscale.models.train.safe_load`). The manifest's checksums
+detect damage, not tampering.
 """
 
 from __future__ import annotations

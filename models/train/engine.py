@@ -18,6 +18,7 @@ import torch
 from slscale.models.train.budget import TokenBudget
 from slscale.models.train.config import TrainConfig
 from slscale.models.train.distributed import DistInfo
+from slscale.models.train.safe_load import load_safely
 from slscale.models.train.schedule import LRSchedule
 
 
@@ -74,4 +75,5 @@ def build_engine(
         lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule),
         config=deepspeed_config(config, budget, precision),
     )
+    load_safely(engine)
     return engine, schedule

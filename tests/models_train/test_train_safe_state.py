@@ -155,3 +155,26 @@ def test_an_intact_checkpoint_resumes(dist: Any, trained: Path, tmp_path: Path) 
     result = train_worker(job)
     assert result.state == RunState.SUCCEEDED and result.steps == 25
     assert read_result(result.run_dir)["resumed_from_steps"] == [12]
+
+
+def test_a_planted_object_in_deepspeeds_own_files_is_refused(
+    dist: Any, trained: Path, tmp_path: Path
+) -> None:
+    """DeepSpeed's model-state file (not the trainer's) carries a planted object: resuming
+    refuses it, naming the file and the global, and the object's code never runs."""
+    checkpoint = interrupted_copy(trained, tmp_path)
+    file = checkpoint / "mp_rank_00_model_states.pt"
+    marker = tmp_path / "ran"
+    states = torch.load(file, weights_only=False)
+    states["planted"] = Planted(marker)
+    torch.save(states, file)
+    (checkpoint / MANIFEST).unlink()
+    write_manifest(checkpoint, {"step": 12, "world_size": 1})
+    job = tiny_job(
+        tmp_path / "work", run_id="safe", store=None, export_model=False, checkpoint_every_steps=12
+    )
+    with pytest.raises(SlscaleError) as err:
+        train_worker(job)
+    message = str(err.value)
+    assert str(file) in message and f"{__name__}.plant" in message, message
+    assert not marker.exists()
