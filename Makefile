@@ -4,7 +4,6 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WORKDIR ?= demo-workdir
-export RAY_AUTH_MODE ?= disabled
 export DS_ACCELERATOR ?= cpu
 
 .PHONY: install demo test test-all lint typecheck check bench clean

@@ -14,9 +14,10 @@ a small task of its own, so that many group runs can go at once. Ray does the pl
 the resource accounting; no process is managed here.
 
 Without an address, :meth:`RayBackend.connect` starts the embedded local Ray runtime
-(``ray.init``); with one, it joins that cluster. ``RAY_AUTH_MODE`` defaults to ``disabled``
-(Ray 2.60 turns token authentication on by default; a cluster started with tokens needs
-``RAY_AUTH_MODE=token`` set by the user).
+(``ray.init``); with one, it joins that cluster. Ray's token authentication (on by default in
+Ray 2.60) is left on: Ray binds the local runtime's servers to every interface, and the token
+is what keeps other hosts out. A cluster started with ``RAY_AUTH_MODE=disabled`` is joined
+either way.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 import signal
 import threading
 from collections.abc import Callable, Sequence
@@ -79,7 +79,6 @@ class RayBackend:
 
         if ray.is_initialized():
             return
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if address is None:
             kwargs["num_cpus"] = num_cpus

@@ -171,7 +171,13 @@ class NodeRecordingRun:
         ]
         run_dir = Path(workdir, "runs", run_id)
         run_dir.mkdir(parents=True, exist_ok=True)
-        record = {"attempt": attempt, "node_id": node_id, "node": names[0], "pid": os.getpid()}
+        record = {
+            "attempt": attempt,
+            "node_id": node_id,
+            "node": names[0],
+            "pid": os.getpid(),
+            "ray_auth_mode": os.environ.get("RAY_AUTH_MODE"),
+        }
         with (run_dir / NODES_FILE).open("a") as fh:
             fh.write(json.dumps(record) + "\n")
         if self.trainer is not None:

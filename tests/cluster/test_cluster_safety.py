@@ -1,6 +1,6 @@
 """Safe defaults: a password in the store URL appears nowhere the sweep writes (its output,
 run folders, result.json, store tables, exports, Ray's logs); the store holds JSON text,
-never pickled objects."""
+never pickled objects; the local Ray runtime keeps Ray's token authentication on."""
 
 from __future__ import annotations
 
@@ -89,3 +89,26 @@ def test_the_store_holds_json_text_never_pickles(tmp_path):
         texts = [v for (t, c), kind in types.items() for (v,) in conn.execute(
             f"SELECT {c} FROM {t}") if isinstance(v, str) and v.startswith("{")]  # fmt: skip
     assert {"family": "llama", "tokens": 10} in [json.loads(v) for v in texts]
+
+
+def test_the_local_ray_runtime_keeps_token_authentication(tmp_path):
+    """Without RAY_AUTH_MODE in the environment, ``sweep launch`` starts its local Ray runtime
+    with Ray's default token authentication (slscale does not turn it off): the runs' worker
+    processes see RAY_AUTH_MODE=token."""
+    import os
+
+    from cluster_helpers import placements
+
+    grid = write_grid(tmp_path / "grid.yaml", seeds=[1, 2], steps=[3])
+    workdir = tmp_path / "w"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")])
+    command = [
+        sys.executable, "-m", "slscale.cli", "sweep", "launch", str(grid),
+        "--workdir", str(workdir), "--num-cpus", "2", "--quiet",
+        "--run-fn", "cluster_helpers:NodeRecordingRun",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    modes = {p["ray_auth_mode"] for s in specs_of(grid) for p in placements(workdir, run_id(s))}
+    assert modes == {"token"}
