@@ -109,16 +109,18 @@ def _metric_finding(bench: str, inter: FitResult, textless: FitResult) -> str:
     sims_i, sims_t = SIMS_EXPONENTS[bench]
     sims_faster = "interleaved" if sims_i > sims_t else "textless"
     agrees = "agrees with" if faster == sims_faster else "does not reproduce"
+    sims = f"SIMS Fig. 1 (interleaved C^{sims_i}, textless C^{sims_t})"
     text = (
-        f"{bench}: the best interleaved run per budget grows as C^{_ci(e_i)}, the best "
-        f"textless one as C^{_ci(e_t)}; {faster} scales faster, which {agrees} SIMS Fig. 1 "
-        f"(interleaved C^{sims_i}, textless C^{sims_t})."
+        f"{bench}: the best interleaved run per budget scales as C^{_ci(e_i)}, the best "
+        f"textless one as C^{_ci(e_t)}; "
     )
     if e_i.value <= 0 and e_t.value <= 0:
         text += (
-            f" Neither arm's best {bench} improves with compute here, so the comparison "
-            "of slopes says little at this scale."
+            f"neither arm's best {bench} improves with compute at this scale, so the "
+            f"miniature does not test {sims}."
         )
+    else:
+        text += f"{faster} scales faster, which {agrees} {sims}."
     degenerate = [
         arm
         for arm, e in zip(("interleaved", "textless"), (e_i, e_t), strict=True)
