@@ -77,3 +77,15 @@ def _child(rank: int, job: TrainJob, workers: int, port: int, results: Any) -> N
     result = train_worker(job)
     if rank == 0:
         results.put(result)
+    _leave_group()
+
+
+def _leave_group() -> None:
+    """Wait for every worker, then take the process group down before this process exits: a
+    worker that exits while another still uses the group (worker 0 serves its store) can make
+    the other abort at exit, in gloo's threads, after the run has finished."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
