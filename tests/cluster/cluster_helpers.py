@@ -1,10 +1,11 @@
 """Helpers of the cluster tests: a two-node Ray cluster on one machine, and a run function
 that records the node each attempt ran on.
 
-Each node is one ``ray start --block`` process started in a session (process group) of its
-own; every process of the node (GCS, raylet, agents, workers) stays in that group, so a node
-is killed — or shut down at the end — by signalling exactly that group, never by ``ray stop``
-(which would stop every Ray instance of the machine).
+Each node is one ``ray start --block`` process started in a session of its own; every process
+of the node (GCS, raylet, agents, and the workers, which move to process groups of their own)
+stays in that session, so a node is killed — or shut down at the end — by signalling exactly
+the processes of that session, never by ``ray stop`` (which would stop every Ray instance of
+the machine).
 """
 
 from __future__ import annotations
@@ -62,31 +63,38 @@ class RayNode:
     log: Path
 
     def kill(self) -> None:
-        """SIGKILL every process of this node (a machine lost), and reap the leader."""
-        _signal_group(self.process.pid, signal.SIGKILL)
+        """SIGKILL every process of this node at once (a machine lost), and reap the leader.
+        Ray's worker processes put themselves in process groups of their own, in the node's
+        session: the whole session is signalled, or they would train on for seconds."""
+        self._signal(signal.SIGKILL)
         self.process.wait(timeout=30)
 
     def stop(self, grace_seconds: float = 5.0) -> None:
-        """SIGTERM the node's group, then SIGKILL whatever is left after ``grace_seconds``."""
-        _signal_group(self.process.pid, signal.SIGTERM)
+        """SIGTERM the node's processes, then SIGKILL whatever is left after
+        ``grace_seconds``."""
+        self._signal(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=grace_seconds)
-        _signal_group(self.process.pid, signal.SIGKILL)  # workers the leader left behind
+        self._signal(signal.SIGKILL)  # workers the leader left behind
         self.process.wait(timeout=30)
         deadline = time.monotonic() + 30
-        while self.group_pids() and time.monotonic() < deadline:  # until init reaps them
+        while self.session_pids() and time.monotonic() < deadline:  # until init reaps them
             time.sleep(0.1)
 
-    def group_pids(self) -> list[int]:
-        """Live (not zombie) processes still in this node's process group."""
-        out = subprocess.run(["ps", "-e", "-o", "pid=,pgid=,stat="], capture_output=True, text=True)
-        pairs = (line.split() for line in out.stdout.splitlines())
-        return [int(p) for p, g, state in pairs if int(g) == self.process.pid and state[0] != "Z"]
+    def session_pids(self) -> list[int]:
+        """Live (not zombie) processes still in this node's session (its leader's group and
+        the groups of its workers)."""
+        out = subprocess.run(["ps", "-e", "-o", "pid=,sid=,stat="], capture_output=True, text=True)
+        rows = (line.split() for line in out.stdout.splitlines())
+        leader = self.process.pid
+        return [int(p) for p, sid, state in rows if int(sid) == leader and state[0] != "Z"]
 
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, sig)
+    def _signal(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, sig)
+        for pid in self.session_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
 
 
 def start_node(

@@ -50,7 +50,7 @@ def two_nodes(tmp_path: Path) -> Iterator[dict[str, Any]]:
     finally:
         for node in reversed(list(nodes.values())):
             node.stop()
-        leftovers = {name: node.group_pids() for name, node in nodes.items()}
+        leftovers = {name: node.session_pids() for name, node in nodes.items()}
         shutil.rmtree(temp_dir, ignore_errors=True)
     assert not any(leftovers.values()), f"processes left running: {leftovers}"
 
