@@ -147,7 +147,9 @@ class Demo:
         self.timings: dict[str, float] = {}
 
     def run(self) -> None:
-        """Run every stage; a stage with nothing to do keeps the time it took when it ran."""
+        """Run every stage; a stage with nothing to do keeps the time it took when it ran, and
+        a stage that was interrupted counts the time it spent before (``<stage> interrupted``
+        in ``timings.json`` until it finishes)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._check_scale()
         path = self.workdir / "timings.json"
@@ -161,13 +163,27 @@ class Demo:
             ("report", self.report),
         ):
             start = time.perf_counter()
+            before = self.timings.get(f"{name} interrupted", 0.0)
             self._say(f"[{name}]")
-            if stage():
-                self.timings[name] = round(time.perf_counter() - start, 1)
-                total = sum(v for k, v in self.timings.items() if k != "total")
-                self.timings["total"] = round(total, 1)
-                path.write_text(json.dumps(self.timings, indent=1) + "\n")  # kept on a crash
+            try:
+                ran = stage()
+            except BaseException:
+                self._time(path, f"{name} interrupted", before + time.perf_counter() - start)
+                raise
+            if ran:
+                self.timings.pop(f"{name} interrupted", None)
+                self._time(path, name, before + time.perf_counter() - start)
+            elif f"{name} interrupted" in self.timings:  # it finished its work when stopped
+                self.timings.pop(f"{name} interrupted")
+                self._time(path, name, self.timings.get(name, before))
         self._say("stage seconds: " + ", ".join(f"{k} {v}" for k, v in self.timings.items()))
+
+    def _time(self, path: Path, key: str, seconds: float) -> None:
+        """Record a stage's seconds and the total (last), kept on disk at once."""
+        self.timings[key] = round(seconds, 1)
+        stages = {k: v for k, v in self.timings.items() if k != "total"}
+        self.timings = {**stages, "total": round(sum(stages.values()), 1)}
+        path.write_text(json.dumps(self.timings, indent=1) + "\n")
 
     def _check_scale(self) -> None:
         marker = self.workdir / "demo.json"

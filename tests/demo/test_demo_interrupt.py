@@ -138,6 +138,9 @@ def test_ctrl_c_midway_then_the_same_command_resumes_without_redoing_anything(tm
     assert any(checkpoints.values()), checkpoints  # a run that had trained saved its state
     markers = _mtimes(workdir)
     assert len(markers) == 3  # the world and both TextLMs were done before the sweep
+    timings = json.loads((workdir / "timings.json").read_text())
+    spent = timings["sweep interrupted"]  # the time the sweep took before the interrupt
+    assert spent > 0 and "sweep" not in timings, timings
 
     # The same command again finishes the study.
     rerun = tmp_path / "rerun"
@@ -146,6 +149,9 @@ def test_ctrl_c_midway_then_the_same_command_resumes_without_redoing_anything(tm
     stdout = (rerun / "stdout").read_text()
     assert "world: cached" in stdout and "textlms: cached" in stdout
     assert _mtimes(workdir) == markers
+    timings = json.loads((workdir / "timings.json").read_text())
+    assert "sweep interrupted" not in timings and timings["sweep"] > spent, timings
+    assert list(timings)[-1] == "total"
     after = _snapshot(workdir)
     assert set(after) == set(before)
     assert {row[0] for row in after.values()} == {"SUCCEEDED"}
