@@ -70,7 +70,7 @@ class RayBackend:
         self.worker_fn = worker_fn
         self.use_gpu = use_gpu
         self.reuse_processes = reuse_processes
-        self._refs: dict[Any, str] = {}
+        self._refs: dict[Any, Attempt] = {}
 
     @staticmethod
     def connect(address: str | None = None, num_cpus: int | None = None) -> None:
@@ -107,6 +107,7 @@ class RayBackend:
 
     def submit(self, attempt: Attempt) -> Any:
         """Start an attempt; returns its handle (a Ray ObjectRef)."""
+        oc.stop_file(attempt.workdir, attempt.run_id).unlink(missing_ok=True)  # a stale stop
         res = attempt.resources
         if res.workers > 1:
             ref = self._submit_group(attempt)
@@ -120,7 +121,7 @@ class RayBackend:
             args = (attempt.spec, attempt.run_id, attempt.workdir, attempt.store_url)
             threads = max(1, int(res.cpus_per_worker))
             ref = task.remote(self.run_fn, *args, attempt.attempt, threads)
-        self._refs[ref] = attempt.run_id
+        self._refs[ref] = attempt
         return ref
 
     def _submit_group(self, attempt: Attempt) -> Any:
@@ -156,10 +157,17 @@ class RayBackend:
         return result
 
     def cancel(self, handle: Any, force: bool = False) -> None:
-        """Stop an attempt: ``force=False`` interrupts it (SIGINT, KeyboardInterrupt; the
-        trainer checkpoints and returns), ``force=True`` kills its process."""
+        """Stop an attempt: ``force=False`` asks it to stop (a one-process run through its
+        stop file: a SIGINT, the trainer checkpoints and returns; a worker group through
+        ``ray.cancel``), ``force=True`` kills its process."""
         import ray
 
+        attempt = self._refs.get(handle)
+        if not force and attempt is not None and attempt.resources.workers == 1:
+            path = oc.stop_file(attempt.workdir, attempt.run_id)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+            return
         with contextlib.suppress(ValueError, TypeError):  # already finished
             ray.cancel(handle, force=force, recursive=True)
 

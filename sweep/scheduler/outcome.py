@@ -16,23 +16,36 @@ Causes (and what the scheduler does with them):
 
 :func:`execute` runs inside the Ray task and turns the run's own exceptions into an
 :class:`Outcome`, so that only failures of the process itself reach the driver as Ray errors
-(:func:`from_ray_error`).
+(:func:`from_ray_error`). It also watches the run's stop file (:data:`STOP_FILE` in its run
+folder, on the file system every node shares): when the driver writes it, the run gets a
+SIGINT (as from Ctrl-C), checkpoints at the end of its step and returns. The driver asks runs
+to stop this way rather than through ``ray.cancel``, whose interruption of a running task
+races with the task's own reply inside Ray's core worker (a fatal check failure, seen when a
+sweep is stopped with Ctrl-C).
 """
 
 from __future__ import annotations
 
+import _thread
 import dataclasses
 import enum
 import os
 import signal
 import socket
+import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from slscale.errors import ConfigError
 
+STOP_FILE = "STOP"
+"""Written in a run's folder by the driver to stop the run (removed before each attempt)."""
+STOP_POLL_SECONDS = 0.25
+"""How often a run looks for its stop file."""
 TRACEBACK_LINES = 25
 """Lines of traceback kept with a failed run's error."""
 
@@ -94,13 +107,46 @@ def execute(
     start = time.monotonic()
     previous = signal.signal(signal.SIGTERM, _raise_preempted) if _main_thread() else None
     try:
-        summary = dict(run_fn(spec, run_id, workdir, store_url, attempt) or {})
+        with stop_file_watched(stop_file(workdir, run_id)):
+            summary = dict(run_fn(spec, run_id, workdir, store_url, attempt) or {})
         return Outcome(kind=Kind.SUCCEEDED, summary=summary, seconds=_since(start), host=_host())
     except BaseException as exc:  # every failure becomes an Outcome
         return from_exception(exc, seconds=_since(start))
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def stop_file(workdir: str, run_id: str) -> Path:
+    """The file whose existence asks a run to stop."""
+    return Path(workdir, "runs", run_id, STOP_FILE)
+
+
+@contextmanager
+def stop_file_watched(path: Path) -> Iterator[None]:
+    """While inside, a SIGINT is raised in this (the main) thread once ``path`` exists."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(STOP_POLL_SECONDS):
+            if path.exists():
+                _thread.interrupt_main(signal.SIGINT)
+                return
+
+    if not _main_thread():  # signals reach the main thread only
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous):  # ignored or default in this process: raise KeyboardInterrupt
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    watcher = threading.Thread(target=watch, name="slscale-stop-file", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        if previous is not None and not callable(previous):
+            signal.signal(signal.SIGINT, previous)
 
 
 def from_exception(exc: BaseException, seconds: float = 0.0) -> Outcome:

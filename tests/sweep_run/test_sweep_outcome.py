@@ -106,3 +106,34 @@ def test_an_owner_from_before_a_reboot_is_dead():
     mine = leases.owner_name().split("/")
     rebooted = "/".join([mine[0], "00000000" if mine[1] != "00000000" else "11111111", *mine[2:]])
     assert leases.is_dead_owner(rebooted)
+
+
+def test_a_stop_file_interrupts_a_run_which_returns_preempted(tmp_path):
+    """The driver's stop file reaches a running attempt as a SIGINT (here in this process's
+    main thread, as in a Ray worker): the run stops within a poll and the attempt is PREEMPTED;
+    once the file is gone, an attempt runs undisturbed."""
+    import threading
+    import time
+
+    from slscale.sweep.scheduler import outcome
+
+    steps: list[int] = []
+
+    def run_fn(spec, run_id, workdir, store_url, attempt):
+        for step in range(200):  # 10 s unless stopped
+            steps.append(step)
+            time.sleep(0.05)
+        return {"steps": len(steps)}
+
+    stop = outcome.stop_file(str(tmp_path), "r1")
+    stop.parent.mkdir(parents=True)
+    threading.Timer(0.5, stop.touch).start()
+    start = time.monotonic()
+    result = outcome.execute(run_fn, {}, "r1", str(tmp_path), str(tmp_path), 1)
+    assert result.kind is outcome.Kind.PREEMPTED, result
+    assert time.monotonic() - start < 0.5 + 1.0 and len(steps) < 40
+
+    steps.clear()
+    stop.unlink()
+    quick = outcome.execute(lambda *a: {"ok": 1}, {}, "r1", str(tmp_path), str(tmp_path), 1)
+    assert quick.kind is outcome.Kind.SUCCEEDED and quick.summary == {"ok": 1}
