@@ -60,6 +60,43 @@ def sweep_driver(
     )
 
 
+def stored_steps(workdir: Path, rid: str) -> int:
+    """Steps of the run in the store (the synthetic run writes each step at once)."""
+    return len(curve(workdir, rid))
+
+
+def lose_node_b_midrun(
+    two_nodes: dict[str, Any],
+    workdir: Path,
+    run_ids: Any,
+    progress: Any,
+    steps: tuple[int, int],
+    timeout: float,
+) -> tuple[threading.Thread, dict[str, Any]]:
+    """A started thread that kills node_b once one of ``run_ids`` is running there, unfinished,
+    with ``progress(workdir, run_id)`` steps within ``steps``; it records that run and its
+    steps when the node died."""
+    killed: dict[str, Any] = {}
+
+    def victim() -> str | None:
+        for rid in run_ids:
+            attempts = placements(workdir, rid)
+            on_b = bool(attempts) and attempts[-1]["node"] == ["node_b"]
+            finished = (workdir / "runs" / rid / "result.json").exists()
+            if on_b and not finished and steps[0] <= progress(workdir, rid) <= steps[1]:
+                return rid
+        return None
+
+    def lose() -> None:
+        rid = wait_for(victim, timeout, f"a run {steps[0]} steps into its attempt on node_b")
+        two_nodes["nodes"]["node_b"].kill()
+        killed["run_id"], killed["steps"] = rid, progress(workdir, rid)
+
+    thread = threading.Thread(target=lose)
+    thread.start()
+    return thread, killed
+
+
 def uninterrupted_curve(tmp_path: Path, spec: Any, rid: str) -> dict[int, float]:
     reference = tmp_path / f"reference-{rid}"
     with open_store(reference) as store:
@@ -74,25 +111,8 @@ def test_runs_spread_over_two_nodes_and_survive_losing_one(two_nodes, tmp_path):
     grid = write_grid(tmp_path / "grid.yaml", seeds=[1, 2, 3, 4], steps=[STEPS])
     specs = {run_id(s): s for s in specs_of(grid)}
     workdir = tmp_path / "w"
-    killed: dict[str, Any] = {}
-
-    def lose_node_b() -> None:
-        def victim() -> str | None:
-            for rid in specs:
-                attempts = placements(workdir, rid)
-                running_on_b = attempts and attempts[-1]["node"] == ["node_b"]
-                finished = (workdir / "runs" / rid / "result.json").exists()
-                if running_on_b and not finished and len(curve(workdir, rid)) >= 12:
-                    return rid
-            return None
-
-        rid = wait_for(victim, 120, "a run 12 steps into its attempt on node_b")
-        killed["run_id"], killed["steps"] = rid, len(curve(workdir, rid))
-        two_nodes["nodes"]["node_b"].kill()
-
-    killer = threading.Thread(target=lose_node_b)
     driver = sweep_driver(workdir, grid, two_nodes["address"], two_nodes["env"])
-    killer.start()
+    killer, killed = lose_node_b_midrun(two_nodes, workdir, specs, stored_steps, (12, STEPS), 120)
     output = driver.communicate(timeout=300)[0]
     killer.join()
     assert driver.returncode == 0, output
@@ -132,26 +152,10 @@ def test_the_real_trainer_resumes_on_the_other_node_with_an_identical_curve(two_
     grid = write_grid(tmp_path / "grid.yaml", seeds=[5, 6], steps=[TRAINER_STEPS])
     specs = {run_id(s): s for s in specs_of(grid)}
     workdir = tmp_path / "w"
-    killed: dict[str, Any] = {}
-
-    def lose_node_b() -> None:
-        def victim() -> str | None:
-            for rid in specs:
-                attempts = placements(workdir, rid)
-                if attempts and attempts[-1]["node"] == ["node_b"]:
-                    done = local_steps(workdir, rid)
-                    if 2 * TRAINER_EVERY <= done <= TRAINER_STEPS // 2:
-                        return rid
-            return None
-
-        rid = wait_for(victim, 180, "a trainer run 100 steps into its attempt on node_b")
-        two_nodes["nodes"]["node_b"].kill()
-        killed["run_id"], killed["steps"] = rid, local_steps(workdir, rid)
-
-    killer = threading.Thread(target=lose_node_b)
     kwargs = {"trainer": TRAINER, "checkpoint_every_steps": TRAINER_EVERY}
     driver = sweep_driver(workdir, grid, two_nodes["address"], two_nodes["env"], kwargs)
-    killer.start()
+    window = (2 * TRAINER_EVERY, TRAINER_STEPS // 2)
+    killer, killed = lose_node_b_midrun(two_nodes, workdir, specs, local_steps, window, 180)
     output = driver.communicate(timeout=600)[0]
     killer.join()
     assert driver.returncode == 0, output
