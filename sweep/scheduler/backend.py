@@ -107,7 +107,8 @@ class RayBackend:
 
     def submit(self, attempt: Attempt) -> Any:
         """Start an attempt; returns its handle (a Ray ObjectRef)."""
-        oc.stop_file(attempt.workdir, attempt.run_id).unlink(missing_ok=True)  # a stale stop
+        stop = oc.stop_file(attempt.workdir, attempt.run_id, attempt.attempt)
+        stop.unlink(missing_ok=True)  # left by a driver that died while stopping it
         res = attempt.resources
         if res.workers > 1:
             ref = self._submit_group(attempt)
@@ -164,7 +165,7 @@ class RayBackend:
 
         attempt = self._refs.get(handle)
         if not force and attempt is not None and attempt.resources.workers == 1:
-            path = oc.stop_file(attempt.workdir, attempt.run_id)
+            path = oc.stop_file(attempt.workdir, attempt.run_id, attempt.attempt)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.touch()
             return

@@ -16,12 +16,13 @@ Causes (and what the scheduler does with them):
 
 :func:`execute` runs inside the Ray task and turns the run's own exceptions into an
 :class:`Outcome`, so that only failures of the process itself reach the driver as Ray errors
-(:func:`from_ray_error`). It also watches the run's stop file (:data:`STOP_FILE` in its run
-folder, on the file system every node shares): when the driver writes it, the run gets a
-SIGINT (as from Ctrl-C), checkpoints at the end of its step and returns. The driver asks runs
-to stop this way rather than through ``ray.cancel``, whose interruption of a running task
-races with the task's own reply inside Ray's core worker (a fatal check failure, seen when a
-sweep is stopped with Ctrl-C).
+(:func:`from_ray_error`). It also watches the attempt's stop file (``STOP.attempt-<n>`` in
+the run folder, on the file system every node shares): when the driver writes it, the run gets
+a SIGINT (as from Ctrl-C), checkpoints at the end of its step and returns. The file names the
+attempt, so a driver stopping its own attempt never stops a later one started elsewhere. The
+driver asks runs to stop this way rather than through ``ray.cancel``, whose interruption of a
+running task races with the task's own reply inside Ray's core worker (a fatal check failure,
+seen when a sweep is stopped with Ctrl-C).
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ from typing import Any
 
 from slscale.errors import ConfigError
 
-STOP_FILE = "STOP"
-"""Written in a run's folder by the driver to stop the run (removed before each attempt)."""
+STOP_FILE = "STOP.attempt-{attempt}"
+"""Written in a run's folder by the driver to stop that attempt of the run."""
 STOP_POLL_SECONDS = 0.25
 """How often a run looks for its stop file."""
 TRACEBACK_LINES = 25
@@ -107,7 +108,7 @@ def execute(
     start = time.monotonic()
     previous = signal.signal(signal.SIGTERM, _raise_preempted) if _main_thread() else None
     try:
-        with stop_file_watched(stop_file(workdir, run_id)):
+        with stop_file_watched(stop_file(workdir, run_id, attempt)):
             summary = dict(run_fn(spec, run_id, workdir, store_url, attempt) or {})
         return Outcome(kind=Kind.SUCCEEDED, summary=summary, seconds=_since(start), host=_host())
     except BaseException as exc:  # every failure becomes an Outcome
@@ -117,9 +118,9 @@ def execute(
             signal.signal(signal.SIGTERM, previous)
 
 
-def stop_file(workdir: str, run_id: str) -> Path:
-    """The file whose existence asks a run to stop."""
-    return Path(workdir, "runs", run_id, STOP_FILE)
+def stop_file(workdir: str, run_id: str, attempt: int) -> Path:
+    """The file whose existence asks an attempt of a run to stop."""
+    return Path(workdir, "runs", run_id, STOP_FILE.format(attempt=attempt))
 
 
 @contextmanager

@@ -111,7 +111,7 @@ def test_an_owner_from_before_a_reboot_is_dead():
 def test_a_stop_file_interrupts_a_run_which_returns_preempted(tmp_path):
     """The driver's stop file reaches a running attempt as a SIGINT (here in this process's
     main thread, as in a Ray worker): the run stops within a poll and the attempt is PREEMPTED;
-    once the file is gone, an attempt runs undisturbed."""
+    the file names the attempt, and another attempt runs undisturbed."""
     import threading
     import time
 
@@ -125,7 +125,7 @@ def test_a_stop_file_interrupts_a_run_which_returns_preempted(tmp_path):
             time.sleep(0.05)
         return {"steps": len(steps)}
 
-    stop = outcome.stop_file(str(tmp_path), "r1")
+    stop = outcome.stop_file(str(tmp_path), "r1", 1)
     stop.parent.mkdir(parents=True)
     threading.Timer(0.5, stop.touch).start()
     start = time.monotonic()
@@ -133,7 +133,10 @@ def test_a_stop_file_interrupts_a_run_which_returns_preempted(tmp_path):
     assert result.kind is outcome.Kind.PREEMPTED, result
     assert time.monotonic() - start < 0.5 + 1.0 and len(steps) < 40
 
-    steps.clear()
-    stop.unlink()
-    quick = outcome.execute(lambda *a: {"ok": 1}, {}, "r1", str(tmp_path), str(tmp_path), 1)
-    assert quick.kind is outcome.Kind.SUCCEEDED and quick.summary == {"ok": 1}
+    # The stop file of attempt 1 does not stop attempt 2 (which outlives several polls).
+    def short_run(spec, run_id, workdir, store_url, attempt):
+        time.sleep(4 * outcome.STOP_POLL_SECONDS)
+        return {"ok": 1}
+
+    second = outcome.execute(short_run, {}, "r1", str(tmp_path), str(tmp_path), 2)
+    assert stop.exists() and second.kind is outcome.Kind.SUCCEEDED, second
