@@ -94,3 +94,16 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     name = f"cluster_test_{next(_databases)}"
     create_database(int(head.rsplit(":", 1)[1]), name)
     return f"{head}/{name}"
+
+
+@pytest.fixture
+def outage_server() -> Iterator[Any]:
+    """A PostgreSQL server a test can crash and start again (tests/cluster/pg_restart.py)."""
+    from pg_restart import RestartablePostgres
+    from pg_server import MISSING_REASON, find_pg_bindir
+
+    if find_pg_bindir() is None:
+        pytest.skip(MISSING_REASON)
+    server = RestartablePostgres()
+    yield server
+    server.remove()

@@ -15,7 +15,6 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sweep_run_helpers import run_sweep, specs_of, wait_for, write_grid
@@ -42,18 +41,6 @@ def logged_steps(workdir: Path, rid: str) -> list[int]:
         return []
     rows = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
     return [r["step"] for r in rows if r["name"] == "loss"]
-
-
-@pytest.fixture
-def outage_server() -> Any:
-    from pg_restart import RestartablePostgres
-    from pg_server import MISSING_REASON, find_pg_bindir
-
-    if find_pg_bindir() is None:
-        pytest.skip(MISSING_REASON)
-    server = RestartablePostgres()
-    yield server
-    server.remove()
 
 
 @pytest.mark.slow

@@ -24,18 +24,6 @@ from slscale.sweep.scheduler.runners import SyntheticRun
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture
-def outage_server() -> Any:
-    from pg_restart import RestartablePostgres
-    from pg_server import MISSING_REASON, find_pg_bindir
-
-    if find_pg_bindir() is None:
-        pytest.skip(MISSING_REASON)
-    server = RestartablePostgres()
-    yield server
-    server.remove()
-
-
 def started(workdir: Path, rid: str) -> bool:
     return bool(executions(workdir, rid))
 

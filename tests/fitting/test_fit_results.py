@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 from conftest import isoflop_grid, synthetic_losses
+from test_reference_cuervo_marxer import TABLE4
 
 from slscale.errors import ConfigError
 from slscale.fitting import (
@@ -37,14 +38,7 @@ PUBLISHED = {
     "sims2025_pythia_ssc": {"a": 0.07, "b": 0.046},
     "sims2025_pythia_tsc": {"a": 0.15, "b": 0.039},
 }
-EXPONENT_ONLY = {  # Cuervo & Marxer 2024, Table 4: gamma_q without a published prefactor
-    "cuervo_marxer2024_textless_sblimp": 0.021,
-    "cuervo_marxer2024_textless_tsc": 0.025,
-    "cuervo_marxer2024_textless_ssc": 0.017,
-    "cuervo_marxer2024_pythia_blimp": 0.066,
-    "cuervo_marxer2024_pythia_tsc": 0.039,
-    "cuervo_marxer2024_pythia_ssc": 0.046,
-}
+EXPONENT_ONLY = TABLE4  # Cuervo & Marxer 2024, Table 4: gamma_q without a prefactor
 
 
 def test_every_published_law_ships_with_a_citation():
