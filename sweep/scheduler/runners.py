@@ -207,10 +207,15 @@ class SyntheticRun:
         self._state(store, run_id, "RUNNING")
         try:
             while step < total:
-                x = 0.9 * x + random.Random(f"{run_id}:{step}").gauss(0.0, 1.0)
-                step += 1
-                loss = _loss(step, x) + penalty
-                self._log(store, run_id, step, min(step * per_step, run.tokens), loss, attempt)
+                nxt = 0.9 * x + random.Random(f"{run_id}:{step}").gauss(0.0, 1.0)
+                loss = _loss(step + 1, nxt) + penalty
+                tokens = min((step + 1) * per_step, run.tokens)
+                self._log(store, run_id, step + 1, tokens, loss, attempt)
+                # (step, x) is what a stop checkpoints: it moves on only once the step is
+                # logged, so a stop arriving mid-step (an exception raised anywhere in the loop)
+                # never checkpoints a step the curve lacks; a step logged but not yet counted is
+                # redone and logged again (an upsert) after the resume.
+                step, x = step + 1, nxt
                 if run.seed in self.fail_seeds:
                     raise RuntimeError(f"synthetic failure of run {run_id} at step {step}")
                 if step % self.checkpoint_every_steps == 0:

@@ -328,4 +328,6 @@ def test_sigterm_stops_a_driver_and_leaves_its_runs_resumable(ray_address, tmp_p
     logged = len(curve(workdir, rid))
     assert 3 <= logged < 60
     checkpoint = json.loads((workdir / "runs" / rid / "checkpoint.json").read_text())
-    assert checkpoint["step"] == logged  # it saved where it stopped
+    # It saved where it stopped: its last logged step, or the one before when the stop landed
+    # after a step was logged but before it was counted (that step is redone on resume).
+    assert checkpoint["step"] in (logged, logged - 1)
