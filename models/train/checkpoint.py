@@ -34,6 +34,7 @@ import pickle
 import re
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,9 +144,16 @@ class CheckpointManager:
         return sorted(found, key=lambda p: p.name, reverse=True)
 
     def save(
-        self, engine: Any, step: int, worker_state: dict[str, Any], meta: dict[str, Any]
+        self,
+        engine: Any,
+        step: int,
+        worker_state: dict[str, Any],
+        meta: dict[str, Any],
+        before_publish: Callable[[], None] | None = None,
     ) -> Path:
-        """Write a checkpoint of the state after ``step`` optimizer steps."""
+        """Write a checkpoint of the state after ``step`` optimizer steps. ``before_publish``
+        (a collective call on every worker) may raise to leave the written checkpoint
+        unpublished (under its temporary name, which no resume reads)."""
         check_plain(worker_state, "trainer state")
         name = checkpoint_name(step)
         tmp = self.root / f".tmp-{name}"
@@ -156,6 +164,8 @@ class CheckpointManager:
         engine.save_checkpoint(str(self.root), tag=tmp.name, client_state={}, save_latest=False)
         torch.save(worker_state, tmp / worker_state_file(self.info.rank))
         barrier(self.info)
+        if before_publish is not None:
+            before_publish()
         if self.info.is_main:
             write_manifest(tmp, {"step": step, "world_size": self.info.world_size, **meta})
             self._publish(tmp, self.root / name)

@@ -85,6 +85,10 @@ class TrainConfig:
     """Save the trained model (transformers format) to ``<run dir>/model``."""
     store_retry_seconds: float = 60.0
     """How long the end of a run keeps retrying an unreachable store."""
+    attempt: int | None = None
+    """The sweep's attempt number of this run (its fencing token, see :mod:`slscale.fence`):
+    once the run folder names a newer attempt, this one stops without writing more. None (a
+    run outside a sweep): not fenced."""
 
     def __post_init__(self) -> None:
         if not self.run_id or "/" in self.run_id:

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from slscale import fence
 from slscale.errors import SlscaleError
 from slscale.models.data.batching import Batch, BatchSource
 from slscale.models.train.budget import MicroBatch, TokenBudget
@@ -84,6 +85,8 @@ class WorkerLoop:
         self.source: BatchSource = job.train_data(info.rank, info.world_size)
         self.progress = Progress()
         self._grad_norm: float | None = None
+        self.superseded_by = 0
+        """The newer attempt found at the last check (0: this attempt owns the run folder)."""
         self.checkpoints = CheckpointManager(
             cfg.run_dir / "checkpoints", cfg.keep_checkpoints, info
         )
@@ -123,7 +126,9 @@ class WorkerLoop:
             "extra": extra,
         }
         meta = {"run_id": self.cfg.run_id, "tokens": self.tokens_done}
-        return self.checkpoints.save(self.engine, self.progress.step, state, meta)
+        return self.checkpoints.save(
+            self.engine, self.progress.step, state, meta, before_publish=self.check_fence
+        )
 
     @property
     def tokens_done(self) -> int:
@@ -151,13 +156,36 @@ class WorkerLoop:
                 self._note_grad_norm()
             self.engine.step()
             nll_sum += nll.detach()
-        loss_part, stop = all_reduce_sum(
-            [float(nll_sum) / max(total, 1.0), float(stop_requested)], self.info
+        loss_part, stop, newer = all_reduce_sum(
+            [float(nll_sum) / max(total, 1.0), float(stop_requested), float(self._newer_here())],
+            self.info,
         )
+        self.superseded_by = int(newer)
         self.progress.step += 1
         self.progress.last_loss = loss_part
         self.progress.train_seconds += time.perf_counter() - start
         return loss_part, stop > 0
+
+    def newer_attempt(self) -> int:
+        """The attempt that superseded this one (0: none), as worker 0 finds it in the run
+        folder, the same on every worker (a collective call)."""
+        (newer,) = all_reduce_sum([float(self._newer_here())], self.info)
+        self.superseded_by = int(newer)
+        return self.superseded_by
+
+    def check_fence(self) -> None:
+        """Raise :class:`~slscale.fence.Superseded` on every worker once a newer attempt owns
+        the run folder (a collective call; nothing to check for a run outside a sweep)."""
+        if self.cfg.attempt is None:
+            return
+        newer = self.newer_attempt()
+        if newer:
+            raise fence.Superseded(self.cfg.run_dir, self.cfg.attempt, newer)
+
+    def _newer_here(self) -> int:
+        if self.cfg.attempt is None or not self.info.is_main:
+            return 0
+        return fence.newer_attempt(self.cfg.run_dir, self.cfg.attempt) or 0
 
     def _fetch(self, micro: MicroBatch) -> Batch:
         if micro.is_empty:  # keeps collectives aligned; all labels ignored, so no loss

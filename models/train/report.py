@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from slscale import fence
 from slscale.models.train.config import TrainJob
 from slscale.models.train.export import export_model
 from slscale.models.train.flops import mfu, peak_flops
@@ -162,11 +163,17 @@ class RunReporter:
     def finish(self, state: RunState, error: str | None, val_loss: float | None) -> None:
         if not self.main:
             return
+        fence.check(self.cfg.run_dir, self.cfg.attempt)  # the record is the owner's to write
         result = _finite(self.result(state, error, val_loss))
         _write_json(self.cfg.run_dir / RESULT_FILE, result)
         self.link.set_summary(summary_of(result))
         self.link.set_state(state, error=error)
         self.link.close(retry_seconds=self.cfg.store_retry_seconds)
+
+    def abandon(self) -> None:
+        """Write nothing more: this attempt was superseded (:mod:`slscale.fence`)."""
+        if self.main:
+            self.link.discard()
 
     def result(self, state: RunState, error: str | None, val_loss: float | None) -> dict[str, Any]:
         loop, progress = self.loop, self.loop.progress

@@ -121,6 +121,12 @@ class StoreLink:
         self._drop_store()
         return done
 
+    def discard(self) -> None:
+        """Drop the writes not yet stored and release the store (an attempt that was
+        superseded: the run's rows now belong to the newer attempt)."""
+        self._queue.clear()
+        self._drop_store()
+
     def _note_failure(self, exc: Exception) -> None:
         self._backoff_seconds = min(60.0, max(1.0, 2 * self._backoff_seconds))
         self._next_attempt = time.monotonic() + self._backoff_seconds

@@ -8,7 +8,9 @@ multi-process launcher, and as a direct call in a single process. Every worker r
 A run whose ``result.json`` already says SUCCEEDED is not trained again. Outcomes: SUCCEEDED
 (budget consumed, model exported), PREEMPTED (SIGTERM/SIGINT: a checkpoint
 is written at the end of the current step and the run can be resumed), FAILED (diverged:
-NaN/inf loss or a loss above ``max_loss``; or an exception, which is re-raised).
+NaN/inf loss or a loss above ``max_loss``; or an exception, which is re-raised). An attempt of
+a sweep (``config.attempt``) that finds a newer attempt owning its run folder raises
+:class:`~slscale.fence.Superseded` before its next write and writes nothing more.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from slscale import fence
 from slscale.errors import ConfigError
 from slscale.models.train.config import TrainJob
 from slscale.models.train.distributed import init_distributed
@@ -116,10 +119,14 @@ class _Driver:
     def run(self) -> TrainResult:
         self.stop.install()
         try:
+            self.loop.check_fence()  # a retry may own the run folder already
             extra = self.loop.resume()
             self.reporter.start(socket.gethostname(), extra)
             state, error = self._train()
             return self._finish(state, error)
+        except fence.Superseded:
+            self.reporter.abandon()  # the run's state and rows are the newer attempt's
+            raise
         except BaseException as exc:
             self.reporter.finish(RunState.FAILED, f"{exc.__class__.__name__}: {exc}", None)
             raise
@@ -132,6 +139,9 @@ class _Driver:
             logged = self._logged(self.loop.progress.step + 1, total)
             loss, stop = self.loop.train_step(self.stop.requested, grad_norm=logged)
             step = self.loop.progress.step
+            if self.loop.superseded_by:  # before this step writes anything
+                newer = self.loop.superseded_by
+                raise fence.Superseded(self.cfg.run_dir, self.cfg.attempt or 0, newer)
             if not math.isfinite(loss) or loss > self.max_loss:
                 return RunState.FAILED, (
                     f"diverged: training loss {loss:.6g} at step {step} (limit {self.max_loss:.6g})"
@@ -151,6 +161,7 @@ class _Driver:
         return step % self.cfg.log_every_steps == 0 or step == total
 
     def _finish(self, state: RunState, error: str | None) -> TrainResult:
+        self.loop.check_fence()
         val_loss = None
         if state == RunState.SUCCEEDED:
             losses = self.loop.validation_losses()

@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from slscale import fence
 from slscale.errors import SlscaleError
 from slscale.sweep.scheduler import outcome as oc
 from slscale.sweep.scheduler.policy import Resources
@@ -235,6 +236,10 @@ def run_group(worker_fn: WorkerFunction, attempt: Attempt, use_gpu: bool) -> oc.
     try:
         trainer.fit()
     except Exception as exc:  # classified by cause
+        run_dir = Path(attempt.workdir, "runs", attempt.run_id)
+        newer = fence.newer_attempt(run_dir, attempt.attempt)
+        if newer is not None:  # whatever stopped it, the run is the newer attempt's now
+            return oc.from_exception(fence.Superseded(run_dir, attempt.attempt, newer))
         return _group_failure(exc)
     result = Path(attempt.workdir, "runs", attempt.run_id, "result.json")
     summary = json.loads(result.read_text()) if result.exists() else {}
@@ -248,7 +253,7 @@ def _group_failure(exc: BaseException) -> oc.Outcome:
     if not failures:
         return oc.from_exception(exc)
     outcomes = [_worker_outcome(f) for f in failures]
-    for kind in (oc.Kind.FATAL, oc.Kind.ERROR):
+    for kind in (oc.Kind.SUPERSEDED, oc.Kind.FATAL, oc.Kind.ERROR):
         for outcome in outcomes:
             if outcome.kind is kind:
                 return outcome

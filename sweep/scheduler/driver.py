@@ -5,8 +5,9 @@ One loop (single-threaded, so the store sees one writer per driver):
 1. start queued runs in priority order while they fit the cluster (backfill) and fewer than
    ``max_concurrent`` are in flight. Starting a run means: take its lease in the store
    (``claim``; a lease held by a driver that certainly died is dropped first), re-read it under
-   the lease (another driver may have finished it), move it to RUNNING (attempts + 1) and
-   submit it;
+   the lease (another driver may have finished it), move it to RUNNING (attempts + 1), mark
+   the run folder as that attempt's (:mod:`slscale.fence`: an older attempt still alive
+   somewhere, e.g. behind a network partition, then stops without writing) and submit it;
 2. wait up to ``poll_seconds`` for attempts to end and record each outcome
    (:mod:`~slscale.sweep.scheduler.outcome` says how each cause is retried);
 3. every ``lease_seconds / 4``: extend the leases of the runs in flight, and stop those whose
@@ -32,8 +33,10 @@ import datetime as dt
 import socket
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from slscale import fence
 from slscale.errors import SlscaleError, StoreError
 from slscale.spec import RunState
 from slscale.sweep.scheduler import outcome as oc
@@ -212,6 +215,13 @@ class Driver:
             workdir=self.options.workdir,
             store_url=self.options.store_url,
         )
+        displaced = fence.mark(Path(self.options.workdir, "runs", run_id), attempt.attempt)
+        if displaced is not None:
+            self._event(
+                run_id,
+                f"run folder named attempt {displaced}, the store {attempt.attempt - 1}: the "
+                "store is behind the folder (replaced or restored?); its count wins",
+            )
         handle = self.backend.submit(attempt)
         self.inflight[handle] = Flight(
             request=request,
@@ -277,6 +287,12 @@ class Driver:
         run_id = flight.request.run_id
         if flight.stopping == "lease lost":  # another driver owns the run now
             self._requeue(run_id, wait=self.options.lease_seconds)
+            return
+        if outcome.kind is oc.Kind.SUPERSEDED:  # a newer attempt owns the run: write nothing
+            self._event(run_id, f"attempt {flight.attempt} superseded; the newer one goes on")
+            self._requeue(run_id, wait=self.options.lease_seconds)
+            with contextlib.suppress(StoreError):
+                self.store.release(run_id, self.owner)
             return
         try:
             reason = _cancelled(self._get(run_id))

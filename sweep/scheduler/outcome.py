@@ -12,7 +12,10 @@ Causes (and what the scheduler does with them):
 * the run's config is invalid (:class:`~slscale.errors.ConfigError`) or it diverged
   (:class:`Diverged`) → ``FATAL``: FAILED at once, since running it again cannot help (a
   resumed run replays the same steps);
-* the task was cancelled (``slscale sweep cancel``) → ``CANCELLED``.
+* the task was cancelled (``slscale sweep cancel``) → ``CANCELLED``;
+* a newer attempt of the run was started elsewhere (:mod:`slscale.fence`: the run folder
+  names a newer attempt) → ``SUPERSEDED``: this attempt stopped without writing, and the run
+  is the newer attempt's.
 
 :func:`execute` runs inside the Ray task and turns the run's own exceptions into an
 :class:`Outcome`, so that only failures of the process itself reach the driver as Ray errors
@@ -22,7 +25,8 @@ a SIGINT (as from Ctrl-C), checkpoints at the end of its step and returns. The f
 attempt, so a driver stopping its own attempt never stops a later one started elsewhere. The
 driver asks runs to stop this way rather than through ``ray.cancel``, whose interruption of a
 running task races with the task's own reply inside Ray's core worker (a fatal check failure,
-seen when a sweep is stopped with Ctrl-C).
+seen when a sweep is stopped with Ctrl-C). The same watcher interrupts an attempt once its run
+folder names a newer attempt; the run then finds itself superseded before its next write.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from slscale import fence
 from slscale.errors import ConfigError
 
 STOP_FILE = "STOP.attempt-{attempt}"
@@ -53,7 +58,9 @@ TRACEBACK_LINES = 25
 RunFunction = Callable[[dict[str, Any], str, str, str, int], Mapping[str, Any]]
 """``run_fn(spec_dict, run_id, workdir, store_url, attempt) -> summary``: trains one run to
 its token budget (resuming from ``<workdir>/runs/<run_id>/`` if a checkpoint is there) and
-returns its summary (n_params, tokens, loss, ...)."""
+returns its summary (n_params, tokens, loss, ...). Before each write to the run (checkpoint,
+metrics, state) it calls ``slscale.fence.check(run_dir, attempt)``, which raises once a newer
+attempt owns the run folder."""
 
 
 class Kind(enum.StrEnum):
@@ -62,6 +69,7 @@ class Kind(enum.StrEnum):
     ERROR = "error"
     FATAL = "fatal"
     CANCELLED = "cancelled"
+    SUPERSEDED = "superseded"
 
 
 class Preempted(Exception):
@@ -107,11 +115,15 @@ def execute(
     _limit_threads(threads)
     start = time.monotonic()
     previous = signal.signal(signal.SIGTERM, _raise_preempted) if _main_thread() else None
+    path = stop_file(workdir, run_id, attempt)
     try:
-        with stop_file_watched(stop_file(workdir, run_id, attempt)):
+        with stop_file_watched(path, attempt):
             summary = dict(run_fn(spec, run_id, workdir, store_url, attempt) or {})
         return Outcome(kind=Kind.SUCCEEDED, summary=summary, seconds=_since(start), host=_host())
     except BaseException as exc:  # every failure becomes an Outcome
+        newer = fence.newer_attempt(path.parent, attempt)
+        if newer is not None and not isinstance(exc, fence.Superseded):  # stopped for it
+            exc = fence.Superseded(path.parent, attempt, newer)
         return from_exception(exc, seconds=_since(start))
     finally:
         if previous is not None:
@@ -124,13 +136,15 @@ def stop_file(workdir: str, run_id: str, attempt: int) -> Path:
 
 
 @contextmanager
-def stop_file_watched(path: Path) -> Iterator[None]:
-    """While inside, a SIGINT is raised in this (the main) thread once ``path`` exists."""
+def stop_file_watched(path: Path, attempt: int | None = None) -> Iterator[None]:
+    """While inside, a SIGINT is raised in this (the main) thread once ``path`` exists or, with
+    ``attempt``, once the folder of ``path`` names a newer attempt (:mod:`slscale.fence`)."""
     done = threading.Event()
 
     def watch() -> None:
         while not done.wait(STOP_POLL_SECONDS):
-            if path.exists():
+            superseded = attempt is not None and fence.newer_attempt(path.parent, attempt)
+            if superseded or path.exists():
                 _thread.interrupt_main(signal.SIGINT)
                 return
 
@@ -152,13 +166,15 @@ def stop_file_watched(path: Path) -> Iterator[None]:
 
 def from_exception(exc: BaseException, seconds: float = 0.0) -> Outcome:
     """The outcome of a run that raised ``exc`` in its own process."""
-    if isinstance(exc, (Preempted, KeyboardInterrupt, SystemExit)) or _named_preemption(exc):
+    if isinstance(exc, fence.Superseded):
+        kind = Kind.SUPERSEDED
+    elif isinstance(exc, (Preempted, KeyboardInterrupt, SystemExit)) or _named_preemption(exc):
         kind = Kind.PREEMPTED
     elif isinstance(exc, (ConfigError, Diverged)):
         kind = Kind.FATAL
     else:
         kind = Kind.ERROR
-    tail = None if kind is Kind.PREEMPTED else traceback_tail(exc)
+    tail = None if kind in (Kind.PREEMPTED, Kind.SUPERSEDED) else traceback_tail(exc)
     return Outcome(kind=kind, error=one_line(exc), traceback=tail, seconds=seconds, host=_host())
 
 

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from slscale import fence
 from slscale.errors import ConfigError
 from slscale.spec import RunSpec, RunState, spec_from_dict
 from slscale.sweep.scheduler.outcome import Diverged, Preempted
@@ -57,13 +58,16 @@ class TrainerRun:
     def __call__(
         self, spec: dict[str, Any], run_id: str, workdir: str, store_url: str, attempt: int
     ) -> dict[str, Any]:
-        return self._train(spec, run_id, workdir, store_url, {})
+        return self._train(spec, run_id, workdir, store_url, {"attempt": attempt})
 
     def worker_fn(self, config: Mapping[str, Any]) -> None:
         """Ray Train's per-worker loop (config keys: spec, run_id, workdir, store_url)."""
         from ray import train
 
-        runtime = {"num_workers": train.get_context().get_world_size()}
+        runtime = {
+            "num_workers": train.get_context().get_world_size(),
+            "attempt": config.get("attempt"),
+        }
         self._train(
             config["spec"], config["run_id"], config["workdir"], config["store_url"], runtime
         )
@@ -197,6 +201,7 @@ class SyntheticRun:
         if done.exists():
             return dict(json.loads(done.read_text()))
         run_dir.mkdir(parents=True, exist_ok=True)
+        fence.check(run_dir, attempt)
         _note_execution(run_dir, attempt)
         per_step = self.tokens_per_step or run.recipe.tokens_per_step
         total = math.ceil(run.tokens / per_step)
@@ -210,6 +215,7 @@ class SyntheticRun:
                 nxt = 0.9 * x + random.Random(f"{run_id}:{step}").gauss(0.0, 1.0)
                 loss = _loss(step + 1, nxt) + penalty
                 tokens = min((step + 1) * per_step, run.tokens)
+                fence.check(run_dir, attempt)  # before each write, as the trainer does
                 self._log(store, run_id, step + 1, tokens, loss, attempt)
                 # (step, x) is what a stop checkpoints: it moves on only once the step is
                 # logged, so a stop arriving mid-step (an exception raised anywhere in the loop)
@@ -219,9 +225,11 @@ class SyntheticRun:
                 if run.seed in self.fail_seeds:
                     raise RuntimeError(f"synthetic failure of run {run_id} at step {step}")
                 if step % self.checkpoint_every_steps == 0:
+                    fence.check(run_dir, attempt)
                     _save_checkpoint(run_dir, step, x)
                 time.sleep(self.step_seconds)
         except (Preempted, KeyboardInterrupt):
+            fence.check(run_dir, attempt)
             _save_checkpoint(run_dir, step, x)
             self._state(store, run_id, "PREEMPTED")
             raise Preempted(f"stopped at step {step}; checkpoint saved") from None
@@ -229,6 +237,7 @@ class SyntheticRun:
             if store is not None:
                 store.close()
         summary = {"loss": loss, "tokens": run.tokens, "steps": total}
+        fence.check(run_dir, attempt)
         _write_json(done, summary)
         return summary
 

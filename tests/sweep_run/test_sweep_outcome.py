@@ -7,8 +7,12 @@ import subprocess
 import sys
 
 from ray import exceptions as rex
+from sweep_run_helpers import specs_of, write_grid
 
+from slscale import fence
 from slscale.errors import ConfigError
+from slscale.identity import run_id
+from slscale.spec import spec_to_dict
 from slscale.sweep.scheduler import leases
 from slscale.sweep.scheduler.outcome import (
     Diverged,
@@ -18,6 +22,7 @@ from slscale.sweep.scheduler.outcome import (
     from_exception,
     from_ray_error,
 )
+from slscale.sweep.scheduler.runners import TrainerRun
 
 
 def raising(exc):
@@ -140,3 +145,29 @@ def test_a_stop_file_interrupts_a_run_which_returns_preempted(tmp_path):
 
     second = outcome.execute(short_run, {}, "r1", str(tmp_path), str(tmp_path), 2)
     assert stop.exists() and second.kind is outcome.Kind.SUCCEEDED, second
+
+
+class Captured(Exception):
+    pass
+
+
+def test_the_trainer_run_gives_the_trainer_its_attempt_number(tmp_path):
+    seen = {}
+
+    def job_builder(spec, **runtime):
+        seen.update(runtime)
+        raise Captured
+
+    (spec,) = specs_of(write_grid(tmp_path / "grid.yaml", seeds=[0], steps=[4]))
+    run = TrainerRun(job_builder=job_builder)
+    outcome = execute(run, spec_to_dict(spec), run_id(spec), str(tmp_path), str(tmp_path), 3)
+    assert outcome.kind is Kind.ERROR and outcome.error == "Captured"
+    assert seen["attempt"] == 3 and seen["run_id"] == run_id(spec)
+
+
+def test_an_attempt_whose_folder_names_a_newer_one_is_superseded(tmp_path):
+    fence.mark(tmp_path / "runs" / "r", 2)
+    outcome = execute(raising(KeyboardInterrupt()), {}, "r", str(tmp_path), "/s", 1)
+    assert outcome.kind is Kind.SUPERSEDED and outcome.traceback is None
+    assert "attempt 1 was superseded by attempt 2" in outcome.error
+    assert from_exception(fence.Superseded("/w", 1, 2)).kind is Kind.SUPERSEDED

@@ -26,6 +26,7 @@ from sweep_run_helpers import (
     write_grid,
 )
 
+from slscale import fence
 from slscale.cli import main as slscale_cli
 from slscale.identity import run_id
 from slscale.spec import RunState, spec_to_dict
@@ -278,6 +279,38 @@ def test_a_killed_driver_is_relaunched_without_redoing_finished_runs(ray_address
     assert max(logged.values()) >= 5  # at least one run was past a checkpoint
     for spec in specs_of(grid):
         assert sorted(curve(workdir, run_id(spec))) == list(range(1, 17))
+
+
+def test_a_superseded_attempt_stops_without_writing_and_the_newer_one_finishes(
+    ray_address, tmp_path
+):
+    workdir = tmp_path / "w"
+    grid = write_grid(tmp_path / "grid.yaml", seeds=[0], steps=[40])
+    (spec,) = specs_of(grid)
+    rid = run_id(spec)
+    run_dir = workdir / "runs" / rid
+    logged_after_mark: list[int] = []
+
+    def supersede() -> None:
+        wait_for(lambda: run_dir.exists() and len(curve(workdir, rid)) >= 7, 60, "step 7")
+        fence.mark(run_dir, 2)  # attempt 2 started elsewhere (as after a network partition)
+        logged_after_mark.append(len(curve(workdir, rid)))
+
+    marker = threading.Thread(target=supersede)
+    marker.start()
+    run_fn = SyntheticRun(step_seconds=0.1, checkpoint_every_steps=5)
+    report, events = run_sweep(workdir, grid, run_fn, ray_address)
+    marker.join()
+    assert report.ok
+    assert (rid, "attempt 1 superseded; the newer one goes on") in events.lines
+    # Attempt 1 wrote nothing once the marker was there (one write may have been under way).
+    writer = curve(workdir, rid, "attempt")
+    assert max(s for s, a in writer.items() if a == 1) <= logged_after_mark[0] + 1
+    assert sorted(curve(workdir, rid)) == list(range(1, 41))
+    record = records(workdir)[rid]
+    assert record.state == RunState.SUCCEEDED and record.attempts == 2
+    assert "failures" not in record.summary and "preemptions" not in record.summary
+    assert [e["attempt"] for e in executions(workdir, rid)] == [1, 2]
 
 
 def test_two_drivers_on_one_store_never_run_a_cell_twice(ray_address, tmp_path):
