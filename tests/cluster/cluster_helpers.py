@@ -27,6 +27,8 @@ from slscale.sweep.scheduler.runners import SyntheticRun
 
 RAY = str(Path(sys.executable).with_name("ray"))
 NODES_FILE = "nodes.jsonl"
+EVERY = 5
+"""Checkpoint cadence of the synthetic runs of the cluster tests."""
 # Node death is noticed after a few failed health checks; keep that short (defaults: 3 s x 5).
 FAST_HEALTH_CHECKS = {
     "RAY_health_check_period_ms": "500",
@@ -267,3 +269,41 @@ def two_shard_trainer(**runtime: Any) -> Any:
     from slscale.sweep.scheduler.runners import TrainerRun
 
     return TrainerRun(job_builder=TwoShardMarkovJob(), runtime=runtime)
+
+
+def sweep_driver(
+    workdir: Path, grid: Path, address: str, env: dict[str, str], run_fn_kwargs: Any = None
+) -> Any:
+    """``slscale sweep launch GRID --address ADDR`` as its own process (by default synthetic
+    runs of 0.1 s a step, checkpointing every :data:`EVERY` steps)."""
+    kwargs = run_fn_kwargs or {"step_seconds": 0.1, "checkpoint_every_steps": EVERY}
+    command = [
+        sys.executable, "-m", "slscale.cli", "sweep", "launch", str(grid),
+        "--workdir", str(workdir), "--address", address, "--lease-seconds", "10",
+        "--run-fn", "cluster_helpers:NodeRecordingRun", "--run-fn-kwargs", json.dumps(kwargs),
+    ]  # fmt: skip
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+
+
+def stored_steps(workdir: Path, rid: str) -> int:
+    """Steps of the run in the store (the synthetic run writes each step at once)."""
+    from sweep_run_helpers import curve
+
+    return len(curve(workdir, rid))
+
+
+def uninterrupted_curve(tmp_path: Path, spec: Any, rid: str) -> dict[int, float]:
+    """The loss curve of the synthetic run ``rid`` trained in this process without a stop."""
+    from sweep_run_helpers import curve
+
+    from slscale.spec import spec_to_dict
+    from slscale.store import open_store
+
+    reference = tmp_path / f"reference-{rid}"
+    with open_store(reference) as store:
+        store.register({rid: spec_to_dict(spec)})
+    run = SyntheticRun(checkpoint_every_steps=EVERY)
+    run(spec_to_dict(spec), rid, str(reference), str(reference), 1)
+    return curve(reference, rid)

@@ -13,16 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_helpers import placements
+from cluster_helpers import EVERY, placements, stored_steps, sweep_driver, uninterrupted_curve
 from sweep_run_helpers import curve, executions, records, specs_of, wait_for, write_grid
 
 from slscale.identity import run_id
 from slscale.spec import RunState, spec_to_dict
 from slscale.store import open_store
-from slscale.sweep.scheduler.runners import SyntheticRun
 
 STEPS = 40
-EVERY = 5
 
 
 TRAINER = {
@@ -43,26 +41,6 @@ def local_steps(workdir: Path, rid: str) -> int:
         return 0
     lines = path.read_text().splitlines()
     return sum(1 for line in lines if line.strip() and json.loads(line)["name"] == "loss")
-
-
-def sweep_driver(
-    workdir: Path, grid: Path, address: str, env: dict[str, str], run_fn_kwargs: Any = None
-) -> Any:
-    """``slscale sweep launch GRID --address ADDR`` as its own process."""
-    kwargs = run_fn_kwargs or {"step_seconds": 0.1, "checkpoint_every_steps": EVERY}
-    command = [
-        sys.executable, "-m", "slscale.cli", "sweep", "launch", str(grid),
-        "--workdir", str(workdir), "--address", address, "--lease-seconds", "10",
-        "--run-fn", "cluster_helpers:NodeRecordingRun", "--run-fn-kwargs", json.dumps(kwargs),
-    ]  # fmt: skip
-    return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
-
-
-def stored_steps(workdir: Path, rid: str) -> int:
-    """Steps of the run in the store (the synthetic run writes each step at once)."""
-    return len(curve(workdir, rid))
 
 
 def lose_node_b_midrun(
@@ -95,15 +73,6 @@ def lose_node_b_midrun(
     thread = threading.Thread(target=lose)
     thread.start()
     return thread, killed
-
-
-def uninterrupted_curve(tmp_path: Path, spec: Any, rid: str) -> dict[int, float]:
-    reference = tmp_path / f"reference-{rid}"
-    with open_store(reference) as store:
-        store.register({rid: spec_to_dict(spec)})
-    run = SyntheticRun(checkpoint_every_steps=EVERY)
-    run(spec_to_dict(spec), rid, str(reference), str(reference), 1)
-    return curve(reference, rid)
 
 
 @pytest.mark.slow
