@@ -85,11 +85,18 @@ def mark(run_dir: Path | str, attempt: int) -> int | None:
     the number of a newer marker found there and removed: the store's count is behind the
     folder (a store replaced or restored from an older copy), and the store decides."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    displaced = newer_attempt(run_dir, attempt)
-    marker(run_dir, attempt).touch()
-    for entry in os.scandir(run_dir):  # other markers: the newest alone says who owns it
-        number = entry.name[len(MARKER_PREFIX) :]
-        if entry.name.startswith(MARKER_PREFIX) and number.isdigit() and int(number) != attempt:
-            Path(entry.path).unlink(missing_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        displaced = newer_attempt(run_dir, attempt)
+        marker(run_dir, attempt).touch()
+        for entry in os.scandir(run_dir):  # other markers: the newest alone says who owns it
+            number = entry.name[len(MARKER_PREFIX) :]
+            if entry.name.startswith(MARKER_PREFIX) and number.isdigit() and int(number) != attempt:
+                Path(entry.path).unlink(missing_ok=True)
+    except OSError as exc:
+        raise SlscaleError(
+            f"cannot mark run folder {run_dir} for attempt {attempt}: {type(exc).__name__}: "
+            f"{exc.strerror or exc}; the workdir must be writable from the driver's machine "
+            "(and shared with every node)"
+        ) from None
     return displaced

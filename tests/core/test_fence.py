@@ -8,6 +8,7 @@ import pickle
 import pytest
 
 from slscale import fence
+from slscale.errors import SlscaleError
 
 
 def markers(run_dir):
@@ -49,3 +50,10 @@ def test_superseded_crosses_processes_whole():
         4,
         str(exc),
     )
+
+
+def test_a_folder_the_driver_cannot_write_is_named(tmp_path):
+    blocker = tmp_path / "runs"
+    blocker.write_text("a file where the runs folder should be")
+    with pytest.raises(SlscaleError, match=r"cannot mark run folder .*runs/r for attempt 1"):
+        fence.mark(blocker / "r", 1)
