@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,19 @@ def run_sweep(
     opts = LaunchOptions(workdir=str(workdir), address=address, **settings)
     report = launch(specs_of(grid_path), opts, run_fn=run_fn, reporter=events)
     return report, events
+
+
+def run_sweep_during(
+    action: Any, workdir: Path, grid_path: Path, run_fn: Any, address: str, **options: Any
+) -> Any:
+    """:func:`run_sweep` while ``action()`` runs in a thread of its own (a fault injected
+    mid-sweep); the thread is joined before this returns."""
+    thread = threading.Thread(target=action)
+    thread.start()
+    try:
+        return run_sweep(workdir, grid_path, run_fn, address, **options)
+    finally:
+        thread.join()
 
 
 def records(workdir: Path) -> dict[str, Any]:

@@ -9,7 +9,6 @@ import io
 import json
 import os
 import signal
-import threading
 import time
 
 import psutil
@@ -21,6 +20,7 @@ from sweep_run_helpers import (
     executions,
     records,
     run_sweep,
+    run_sweep_during,
     specs_of,
     wait_for,
     write_grid,
@@ -112,11 +112,8 @@ def test_a_killed_worker_resumes_from_its_checkpoint(ray_address, tmp_path):
         wait_for(lambda: len(curve(workdir, rid)) >= 12, 60, "step 12")
         os.kill(first[0]["pid"], signal.SIGKILL)
 
-    killer = threading.Thread(target=kill_mid_run)
-    killer.start()
     run_fn = SyntheticRun(step_seconds=0.1, checkpoint_every_steps=5)
-    report, events = run_sweep(workdir, grid, run_fn, ray_address)
-    killer.join()
+    report, events = run_sweep_during(kill_mid_run, workdir, grid, run_fn, ray_address)
     assert report.ok
     record = records(workdir)[rid]
     assert record.attempts == 2 and record.summary["preemptions"] == 1
@@ -147,12 +144,9 @@ def test_cancel_stops_a_running_run_and_the_others_finish(ray_address, tmp_path)
         wait_for(lambda: len(curve(workdir, victim)) >= 3, 60, "step 3")
         assert slscale_cli(["sweep", "cancel", "--workdir", str(workdir), victim]) == 0
 
-    canceller = threading.Thread(target=cancel_when_running)
-    canceller.start()
     # Runs that write their own state on the way out, as the trainer does (PREEMPTED).
     run_fn = SyntheticRun(step_seconds=0.1, writes_state=True)
-    report, events = run_sweep(workdir, grid, run_fn, ray_address)
-    canceller.join()
+    report, events = run_sweep_during(cancel_when_running, workdir, grid, run_fn, ray_address)
     runs = records(workdir)
     assert report.states[victim] == RunState.FAILED
     assert runs[victim].state == RunState.FAILED
@@ -296,11 +290,8 @@ def test_a_superseded_attempt_stops_without_writing_and_the_newer_one_finishes(
         fence.mark(run_dir, 2)  # attempt 2 started elsewhere (as after a network partition)
         logged_after_mark.append(len(curve(workdir, rid)))
 
-    marker = threading.Thread(target=supersede)
-    marker.start()
     run_fn = SyntheticRun(step_seconds=0.1, checkpoint_every_steps=5)
-    report, events = run_sweep(workdir, grid, run_fn, ray_address)
-    marker.join()
+    report, events = run_sweep_during(supersede, workdir, grid, run_fn, ray_address)
     assert report.ok
     assert (rid, "attempt 1 superseded; the newer one goes on") in events.lines
     # Attempt 1 wrote nothing once the marker was there (one write may have been under way).

@@ -5,12 +5,19 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 
 import psutil
 import pytest
 import yaml
-from sweep_run_helpers import curve, records, run_sweep, specs_of, wait_for, write_grid
+from sweep_run_helpers import (
+    curve,
+    records,
+    run_sweep,
+    run_sweep_during,
+    specs_of,
+    wait_for,
+    write_grid,
+)
 
 from slscale.cli import main as slscale_cli
 from slscale.identity import run_id
@@ -122,10 +129,7 @@ def test_a_killed_trainer_resumes_and_matches_an_uninterrupted_run(ray_address, 
         wait_for(lambda: len(curve(workdir, rid)) >= 35, 120, "step 35")
         os.kill(_worker_of(rid), signal.SIGKILL)
 
-    killer = threading.Thread(target=kill_mid_run)
-    killer.start()
-    report, events = run_sweep(workdir, grid, run_fn, ray_address)
-    killer.join()
+    report, events = run_sweep_during(kill_mid_run, workdir, grid, run_fn, ray_address)
     assert report.ok
     record = records(workdir)[rid]
     assert record.attempts == 2 and record.summary["preemptions"] == 1
