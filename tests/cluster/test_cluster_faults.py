@@ -24,7 +24,10 @@ from slscale.spec import RunState
 from slscale.store import open_store
 from slscale.sweep.scheduler.runners import MarkovJob, TrainerRun
 
-STEPS = 60
+STEPS = 300
+"""Room for both runs to log 10 more steps after the later one reaches step 5: their starts can
+be seconds apart on a loaded machine (one worker still importing torch), and a 60-step run was
+seen to finish first."""
 RUNTIME = {
     "log_every_steps": 1,
     "export_model": False,
