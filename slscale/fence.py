@@ -79,6 +79,27 @@ def check(run_dir: Path | str, attempt: int | None) -> None:
         raise Superseded(run_dir, attempt, newer)
 
 
+def note_node(run_dir: Path | str, attempt: int, node: str) -> None:
+    """Record in ``attempt``'s marker the cluster node it runs on (while it owns the folder),
+    so that a driver can tell when that node was declared dead (:func:`node_of`)."""
+    if newer_attempt(run_dir, attempt) is not None:
+        return
+    try:  # "r+": never re-creates a marker a newer attempt's driver just removed
+        with marker(run_dir, attempt).open("r+") as fh:
+            fh.truncate()
+            fh.write(node)
+    except FileNotFoundError:
+        pass
+
+
+def node_of(run_dir: Path | str, attempt: int) -> str | None:
+    """The node ``attempt`` noted it runs on, or None (not started yet, not noted, gone)."""
+    try:
+        return marker(run_dir, attempt).read_text().strip() or None
+    except OSError:
+        return None
+
+
 def mark(run_dir: Path | str, attempt: int) -> int | None:
     """Make ``attempt`` the owner of ``run_dir`` (its driver calls this before submitting it,
     holding the run's lease, with the attempt count the store just gave it). Returns None, or

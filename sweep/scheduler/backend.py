@@ -106,6 +106,36 @@ class RayBackend:
             if n.get("Alive")
         ]
 
+    def unreachable(self, handles: Sequence[Any]) -> list[Any]:
+        """Attempts among ``handles`` (one-process runs) whose node Ray has declared dead.
+        Ray fails such a task by itself when its worker died with the node; a worker that
+        lives on, cut off (a network partition), can leave the task pending for as long as
+        the connection is not given up. The attempt noted its node in its marker
+        (:mod:`slscale.fence`)."""
+        import ray
+
+        noted = {}
+        for handle in handles:
+            attempt = self._refs.get(handle)
+            if attempt is not None and attempt.resources.workers == 1:
+                run_dir = Path(attempt.workdir, "runs", attempt.run_id)
+                node = fence.node_of(run_dir, attempt.attempt)
+                if node is not None:
+                    noted[handle] = node
+        if not noted:
+            return []
+        dead = {n["NodeID"] for n in ray.nodes() if not n.get("Alive")}
+        return [handle for handle, node in noted.items() if node in dead]
+
+    def forget(self, handle: Any) -> None:
+        """Give up on an attempt whose outcome will never come (its node is dead): kill its
+        task if it can still be reached, and drop it."""
+        import ray
+
+        self._refs.pop(handle, None)
+        with contextlib.suppress(Exception):  # a task on a dead node may not answer at all
+            ray.cancel(handle, force=True, recursive=True)
+
     def submit(self, attempt: Attempt) -> Any:
         """Start an attempt; returns its handle (a Ray ObjectRef)."""
         stop = oc.stop_file(attempt.workdir, attempt.run_id, attempt.attempt)

@@ -367,6 +367,16 @@ class Driver:
         self._last_beat = self._renewed_at = now
         self._refresh()
         self._refresh_nodes()
+        self._give_up_unreachable()
+
+    def _give_up_unreachable(self) -> None:
+        """Retry the attempts whose node was declared dead while Ray still waits for them (a
+        partitioned node): the retry marks the run folder, so the old attempt, should it come
+        back, writes nothing more."""
+        for handle in self.backend.unreachable(list(self.inflight)):
+            self.backend.forget(handle)
+            error = "its node was declared dead while it ran (unreachable); retried elsewhere"
+            self._record(handle, oc.Outcome(kind=oc.Kind.PREEMPTED, error=error))
 
     def _store_down(self, exc: StoreError) -> None:
         """One pass of the loop while the store does not answer: collect ended attempts,

@@ -116,6 +116,7 @@ def execute(
     start = time.monotonic()
     previous = signal.signal(signal.SIGTERM, _raise_preempted) if _main_thread() else None
     path = stop_file(workdir, run_id, attempt)
+    _note_node(path.parent, attempt)
     try:
         with stop_file_watched(path, attempt):
             summary = dict(run_fn(spec, run_id, workdir, store_url, attempt) or {})
@@ -128,6 +129,19 @@ def execute(
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _note_node(run_dir: Path, attempt: int) -> None:
+    """Note the Ray node this attempt runs on in its marker (nothing outside a Ray task)."""
+    try:
+        import ray
+
+        if not ray.is_initialized():
+            return
+        node = ray.get_runtime_context().get_node_id()
+    except Exception:  # not in a Ray worker: nothing to note
+        return
+    fence.note_node(run_dir, attempt, node)
 
 
 def stop_file(workdir: str, run_id: str, attempt: int) -> Path:

@@ -272,7 +272,12 @@ def two_shard_trainer(**runtime: Any) -> Any:
 
 
 def sweep_driver(
-    workdir: Path, grid: Path, address: str, env: dict[str, str], run_fn_kwargs: Any = None
+    workdir: Path,
+    grid: Path,
+    address: str,
+    env: dict[str, str],
+    run_fn_kwargs: Any = None,
+    *options: str,
 ) -> Any:
     """``slscale sweep launch GRID --address ADDR`` as its own process (by default synthetic
     runs of 0.1 s a step, checkpointing every :data:`EVERY` steps)."""
@@ -281,6 +286,7 @@ def sweep_driver(
         sys.executable, "-m", "slscale.cli", "sweep", "launch", str(grid),
         "--workdir", str(workdir), "--address", address, "--lease-seconds", "10",
         "--run-fn", "cluster_helpers:NodeRecordingRun", "--run-fn-kwargs", json.dumps(kwargs),
+        *options,
     ]  # fmt: skip
     return subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env

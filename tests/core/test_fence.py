@@ -57,3 +57,16 @@ def test_a_folder_the_driver_cannot_write_is_named(tmp_path):
     blocker.write_text("a file where the runs folder should be")
     with pytest.raises(SlscaleError, match=r"cannot mark run folder .*runs/r for attempt 1"):
         fence.mark(blocker / "r", 1)
+
+
+def test_an_attempt_notes_its_node_in_its_own_marker_only(tmp_path):
+    run_dir = tmp_path / "r"
+    fence.note_node(run_dir, 1, "node-a")  # no marker yet: nothing noted
+    assert fence.node_of(run_dir, 1) is None
+    fence.mark(run_dir, 1)
+    fence.note_node(run_dir, 1, "node-a")
+    assert fence.node_of(run_dir, 1) == "node-a"
+    fence.mark(run_dir, 2)
+    fence.note_node(run_dir, 1, "node-b")  # superseded: its marker is gone, nothing written
+    assert fence.node_of(run_dir, 1) is None and fence.node_of(run_dir, 2) is None
+    assert fence.owner(run_dir) == 2
