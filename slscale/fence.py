@@ -64,7 +64,11 @@ def owner(run_dir: Path | str) -> int | None:
 
 
 def newer_attempt(run_dir: Path | str, attempt: int) -> int | None:
-    """The attempt that superseded ``attempt`` in ``run_dir``, or None while it owns it."""
+    """The attempt that superseded ``attempt`` in ``run_dir``, or None while it owns it (one
+    ``stat`` while its own marker is there: a newer marker is written before the older one is
+    removed; the folder is listed only once it is gone, or where none was left)."""
+    if marker(run_dir, attempt).exists():
+        return None
     current = owner(run_dir)
     return current if current is not None and current > attempt else None
 
