@@ -48,19 +48,23 @@ def marker(run_dir: Path | str, attempt: int) -> Path:
     return Path(run_dir, f"{MARKER_PREFIX}{attempt}")
 
 
-def owner(run_dir: Path | str) -> int | None:
-    """The attempt that owns ``run_dir`` (its newest marker), or None where none was left."""
-    newest = None
+def _markers(run_dir: Path | str) -> dict[int, Path]:
+    """Every attempt marker in ``run_dir`` by attempt number ({} without a folder)."""
+    found = {}
     try:
         with os.scandir(run_dir) as entries:
             for entry in entries:
-                if entry.name.startswith(MARKER_PREFIX):
-                    number = entry.name[len(MARKER_PREFIX) :]
-                    if number.isdigit() and (newest is None or int(number) > newest):
-                        newest = int(number)
+                number = entry.name[len(MARKER_PREFIX) :]
+                if entry.name.startswith(MARKER_PREFIX) and number.isdigit():
+                    found[int(number)] = Path(entry.path)
     except FileNotFoundError:
-        return None
-    return newest
+        return {}
+    return found
+
+
+def owner(run_dir: Path | str) -> int | None:
+    """The attempt that owns ``run_dir`` (its newest marker), or None where none was left."""
+    return max(_markers(run_dir), default=None)
 
 
 def newer_attempt(run_dir: Path | str, attempt: int) -> int | None:
@@ -114,10 +118,9 @@ def mark(run_dir: Path | str, attempt: int) -> int | None:
         run_dir.mkdir(parents=True, exist_ok=True)
         displaced = newer_attempt(run_dir, attempt)
         marker(run_dir, attempt).touch()
-        for entry in os.scandir(run_dir):  # other markers: the newest alone says who owns it
-            number = entry.name[len(MARKER_PREFIX) :]
-            if entry.name.startswith(MARKER_PREFIX) and number.isdigit() and int(number) != attempt:
-                Path(entry.path).unlink(missing_ok=True)
+        for number, path in _markers(run_dir).items():  # the newest alone says who owns it
+            if number != attempt:
+                path.unlink(missing_ok=True)
     except OSError as exc:
         raise SlscaleError(
             f"cannot mark run folder {run_dir} for attempt {attempt}: {type(exc).__name__}: "
