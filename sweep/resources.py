@@ -264,12 +264,13 @@ def plan_resources(
     g = run.gpu
     usable = int((g.memory_bytes - g.reserved_bytes) * (1 - safety_margin)) + g.reserved_bytes
     max_gpus = max_gpus_per_node * max_nodes
-    for gpus in _gpu_counts(min_gpus, max_gpus, max_gpus_per_node, recipe.global_batch_size):
+    sizes = data_parallel_sizes(max_gpus, max_gpus_per_node, recipe.global_batch_size)
+    for gpus in (n for n in sizes if n >= min_gpus):
         for stage in (0, 1, 2, 3) if gpus > 1 else (0,):
             micro = run.largest_micro_batch(gpus, stage, usable)
             if micro is None:
                 continue
-            seconds = flops_per_token * tokens / (gpus * g.peak_flops * mfu)
+            seconds = train_seconds(flops_per_token * tokens, gpus, g, mfu)
             return ResourcePlan(
                 gpu_type=g.name,
                 gpus=gpus,
@@ -353,9 +354,14 @@ def _check_plan_args(
             raise ConfigError(f"{name} = {value!r}: {hint}")
 
 
-def _gpu_counts(min_gpus: int, max_gpus: int, per_node: int, global_batch: int) -> list[int]:
-    """Powers of two in [min_gpus, max_gpus] that split the global batch evenly and fill
-    whole nodes once they span several."""
+def train_seconds(flops: float, gpus: int, gpu: str | GPUType, mfu: float) -> float:
+    """Wall-clock seconds of ``flops`` on ``gpus`` GPUs: flops / (gpus x peak x mfu)."""
+    return flops / (gpus * get_gpu_type(gpu).peak_flops * mfu)
+
+
+def data_parallel_sizes(max_gpus: int, per_node: int, global_batch: int) -> list[int]:
+    """Valid widths of a run, ascending: powers of two up to ``max_gpus`` that split the
+    global batch evenly and fill whole nodes once they span several."""
     counts = [2**k for k in range(max_gpus.bit_length())]
     fits_nodes = [n for n in counts if n <= per_node or n % per_node == 0]
-    return [n for n in fits_nodes if min_gpus <= n <= max_gpus and global_batch % n == 0]
+    return [n for n in fits_nodes if n <= max_gpus and global_batch % n == 0]
