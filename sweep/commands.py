@@ -13,16 +13,20 @@ from slscale.errors import SlscaleError
 from slscale.identity import diff_specs, human_count, readable_name, run_id, varying_fields
 from slscale.spec import RunSpec, RunState
 from slscale.sweep import plan as plan_mod
-from slscale.sweep.grid import expand
+from slscale.sweep import targets
+from slscale.sweep.grid import expand_with_targets
 from slscale.sweep.io import grid_to_yaml, load_grid, shipped_grids
 from slscale.sweep.resources import GPU_TYPES
+from slscale.sweep.scheduler.policy import SimResult
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     grid = sub.add_parser("grid", help="list, show and plan grids of runs")
     gsub = grid.add_subparsers(dest="grid_command", required=True, metavar="GRID_COMMAND")
 
-    p = gsub.add_parser("plan", help="per-run N, D, FLOPs, GPUs, ZeRO, GPU-hours and state")
+    p = gsub.add_parser(
+        "plan", help="per-run N, D, FLOPs, GPUs, ZeRO, GPU-hours, wall clock and state"
+    )
     p.add_argument("grid", help="grid YAML, shipped grid name, or module:function")
     p.add_argument("--json", action="store_true", help="print a JSON list of runs")
     p.add_argument(
@@ -32,6 +36,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="GPU type for the resource plan (default a100-80gb)",
     )
     p.add_argument("--mfu", type=float, default=0.4, help="assumed model FLOPs utilisation")
+    targets.add_arguments(p)
     p.add_argument("--workdir", help="show each run's state in this workdir's store")
     p.add_argument("--store", help="store URL (default: <workdir>/results.db or $SLSCALE_STORE)")
     p.add_argument(
@@ -53,9 +58,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if not 0 < args.mfu <= 1:
         raise SlscaleError(f"--mfu {args.mfu}: must be in (0, 1]")
     grid = load_grid(args.grid)
-    specs = expand(grid, plan_mod.param_counts)
+    runs = expand_with_targets(grid, plan_mod.param_counts)
+    specs = [spec for spec, _ in runs]
+    flags = targets.from_arguments(args)
     states = _store_states(args.workdir, args.store)
-    rows = plan_mod.plan(specs, gpu=args.gpu, mfu=args.mfu, states=states)
+    widths = plan_mod.run_targets(runs, flags)
+    rows = plan_mod.plan(specs, gpu=args.gpu, mfu=args.mfu, states=states, targets=widths)
+    per_node = flags.over(grid.target).per_node
+    estimate = cluster_makespan(rows, args.cluster_gpus, per_node)
     if args.json:
         json.dump([r.to_json() for r in rows], sys.stdout, indent=1)
         print()
@@ -63,6 +73,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(f"grid {grid.name}: {len(rows)} runs on {args.gpu} at MFU {args.mfu:g}")
     print(format_table(rows))
     print(format_totals(plan_mod.totals(rows)))
+    if estimate is not None:
+        print(format_makespan(estimate, args.cluster_gpus, per_node))
     if args.explain:
         print(explain(specs))
     return 0
@@ -88,9 +100,11 @@ COLUMNS = (
     "D/N",
     "FLOPs",
     "GPUs",
+    "nodes",
     "ZeRO",
     "mb×acc",
     "GPU-h",
+    "wall-h",
     "state",
 )
 
@@ -105,9 +119,11 @@ def format_table(rows: Sequence[plan_mod.PlanRow]) -> str:
             f"{r.tokens_per_param:.1f}",
             f"{r.flops_6nd:.2e}",
             str(r.gpus),
+            str(r.nodes),
             str(r.zero_stage),
             f"{r.micro_batch_size}×{r.grad_accum_steps}",
             f"{r.gpu_hours:.3g}",
+            f"{r.wall_hours:.3g}",
             r.state,
         )
         for r in rows
@@ -123,6 +139,24 @@ def format_totals(t: dict[str, float]) -> str:
         f"total: {int(t['runs'])} runs, {human_count(t['tokens'])} tokens, "
         f"{t['flops_6nd']:.3g} FLOPs (6ND), {t['flops_exact']:.3g} FLOPs (exact), "
         f"{t['gpu_hours']:.4g} GPU-hours ({t['gpu_hours_left']:.4g} not done)"
+    )
+
+
+def cluster_makespan(
+    rows: Sequence[plan_mod.PlanRow], cluster_gpus: int | None, gpus_per_node: int
+) -> SimResult | None:
+    """The makespan of the runs not done on ``cluster_gpus`` GPUs (None: not asked)."""
+    if cluster_gpus is None:
+        return None
+    return plan_mod.makespan(rows, plan_mod.cluster_nodes(cluster_gpus, gpus_per_node))
+
+
+def format_makespan(result: SimResult, cluster_gpus: int, gpus_per_node: int) -> str:
+    hours = result.makespan_hours
+    return (
+        f"makespan on {cluster_gpus} GPUs ({gpus_per_node} per node), largest-first as the "
+        f"driver places runs: {hours:,.0f} h ({hours / 24:.1f} days); lower bound "
+        f"{result.lower_bound_hours:,.0f} h (GPU-hours / GPUs, or the longest run)"
     )
 
 

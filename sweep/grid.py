@@ -13,6 +13,10 @@ A grid is data (YAML) or a Python function returning a :class:`GridSpec`; both r
         - {modality: interleaved, init: textlm-mini, mix: {...}}
     generators:
       - isoflop_grid: {budgets: [1e12, 3e12], sizes: [mini-50k, mini-100k]}
+    resources: {max_hours_per_run: 168}  # how wide runs are (runtime, not in run ids)
+
+A ``resources:`` block (:class:`~slscale.sweep.targets.ResourceTarget`) applies to the whole
+grid; one inside a bundle axis value applies to that value's runs, over the grid's.
 
 Expansion: for every combination of axis values the overrides are merged into ``base``; each
 generator then turns that partial run into cells (size + tokens); every cell becomes a
@@ -32,6 +36,7 @@ from slscale.errors import ConfigError
 from slscale.identity import run_id
 from slscale.spec import RunSpec, spec_from_dict
 from slscale.sweep import generators
+from slscale.sweep.targets import ResourceTarget
 
 FIELD_NAMES = {f.name for f in dataclasses.fields(RunSpec)}
 
@@ -51,6 +56,9 @@ class GridSpec:
     """Cell generators, each ``{name: kwargs}`` with name in :data:`generators.GENERATORS`."""
     description: str = ""
     """Free text shown by ``grid plan``."""
+    resources: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """``resources:`` block of every run (a :class:`ResourceTarget`'s fields): how wide runs
+    are; runtime, never part of a run id."""
     source: str = dataclasses.field(default="", compare=False)
     """Where the grid was read from (named in errors); not serialised."""
 
@@ -71,6 +79,7 @@ class GridSpec:
                     f"axis '{axis}' is not a RunSpec field, so each of its values must be a "
                     "mapping of overrides (a bundle axis)"
                 )
+        ResourceTarget.from_dict(self.resources, self.label)  # a bad block fails here
         for gen in self.generators:
             if not isinstance(gen, Mapping) or len(gen) != 1:
                 raise ConfigError(f"generator {gen!r} must be a mapping {{name: {{kwargs}}}}")
@@ -81,11 +90,18 @@ class GridSpec:
                     f"{', '.join(sorted(generators.GENERATORS))}"
                 )
 
+    @property
+    def target(self) -> ResourceTarget:
+        """The grid's ``resources:`` block (ConfigError naming the grid if it is invalid)."""
+        return ResourceTarget.from_dict(self.resources, self.label)
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}
         if self.description:
             out["description"] = self.description
         out["base"] = _plain(self.base)
+        if self.resources:
+            out["resources"] = _plain(self.resources)
         if self.axes:
             out["axes"] = {k: _plain(list(v)) for k, v in self.axes.items()}
         if self.generators:
@@ -96,11 +112,10 @@ class GridSpec:
     def from_dict(cls, data: Mapping[str, Any], source: str = "grid") -> GridSpec:
         if not isinstance(data, Mapping):
             raise ConfigError(f"{source}: the top level must be a mapping with 'name' and 'base'")
-        unknown = sorted(set(data) - {"name", "description", "base", "axes", "generators"})
+        unknown = sorted(set(data) - {*_TOP_KEYS})
         if unknown:
             raise ConfigError(
-                f"{source}: unknown key '{unknown[0]}' (expected name, description, base, "
-                "axes, generators)"
+                f"{source}: unknown key '{unknown[0]}' (expected {', '.join(_TOP_KEYS)})"
             )
         return cls(
             name=str(data.get("name", "")),
@@ -111,8 +126,12 @@ class GridSpec:
                 for k, v in (data.get("axes") or {}).items()
             },
             generators=list(data.get("generators") or []),
+            resources=data.get("resources") or {},
             source=source if source != "grid" else "",
         )
+
+
+_TOP_KEYS = ("name", "description", "base", "resources", "axes", "generators")
 
 
 ParamCounter = Callable[[Mapping[str, Any]], Mapping[str, float]]
@@ -122,25 +141,42 @@ n_params_non_embedding."""
 
 def expand(grid: GridSpec, n_params_of: ParamCounter) -> list[RunSpec]:
     """All runs of ``grid`` in a stable order, duplicates (same run id) removed."""
-    runs: dict[str, RunSpec] = {}
-    for partial in _axis_points(grid):
+    return [spec for spec, _ in expand_with_targets(grid, n_params_of)]
+
+
+def expand_with_targets(
+    grid: GridSpec, n_params_of: ParamCounter
+) -> list[tuple[RunSpec, ResourceTarget]]:
+    """:func:`expand`, each run with the ``resources:`` that apply to it (its axis values'
+    blocks over the grid's; the first run of duplicates keeps its own)."""
+    runs: dict[str, tuple[RunSpec, ResourceTarget]] = {}
+    top = grid.target
+    for partial, target in _axis_points(grid):
         for cell in _cells(grid, partial, n_params_of):
             spec = _to_spec(_fill_templates(_merge(partial, cell)), grid.label)
-            runs.setdefault(run_id(spec), spec)
+            runs.setdefault(run_id(spec), (spec, target.over(top)))
     if not runs:
         raise ConfigError(f"{grid.label} expands to no runs: check its generators")
     return list(runs.values())
 
 
-def _axis_points(grid: GridSpec) -> list[dict[str, Any]]:
+def _axis_points(grid: GridSpec) -> list[tuple[dict[str, Any], ResourceTarget]]:
+    """Every combination of axis values: the merged partial run, and the resources of its
+    bundle values (a later axis over an earlier one)."""
     names = list(grid.axes)
     points = []
     for values in itertools.product(*(grid.axes[n] for n in names)):
-        partial = copy.deepcopy(dict(grid.base))
+        partial, target = copy.deepcopy(dict(grid.base)), ResourceTarget()
         for name, value in zip(names, values, strict=True):
-            override = value if name.split(".")[0] not in FIELD_NAMES else _dotted(name, value)
+            if name.split(".")[0] in FIELD_NAMES:
+                partial = _merge(partial, _dotted(name, value))
+                continue
+            override = dict(value)
+            if "resources" in override:
+                where = f"{grid.label}, axis '{name}'"
+                target = ResourceTarget.from_dict(override.pop("resources"), where).over(target)
             partial = _merge(partial, override)
-        points.append(partial)
+        points.append((partial, target))
     return points
 
 

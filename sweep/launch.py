@@ -8,9 +8,12 @@ never touched, FAILED ones are left alone unless
 ``retry_failed`` gives them a fresh retry budget. So launching again — after the driver was
 killed, after a reboot, after cells were added to the grid — runs exactly what is missing.
 
-Resources come from the plan (:mod:`slscale.sweep.plan`): on a cluster with GPUs a run is
-``gpus`` workers of one GPU each; on a CPU-only cluster a run is ``workers_per_run`` workers of
-``cpus_per_run`` CPUs each (the plan's GPU counts then only order the runs).
+Resources come from the plan (:mod:`slscale.sweep.plan`), as wide as the grid's
+``resources:`` and the options' ``resources`` ask: on a cluster with GPUs a run is ``gpus``
+workers of one GPU each (a Ray Train worker group when several, spanning nodes when wider than
+one), trained with the plan's ZeRO stage and micro-batch; on a CPU-only cluster a run is
+``workers_per_run`` workers of ``cpus_per_run`` CPUs each (the plan's GPU counts then only order
+the runs).
 """
 
 from __future__ import annotations
@@ -37,7 +40,17 @@ from slscale.sweep.scheduler.api import (
 )
 from slscale.sweep.scheduler.backend import RayBackend
 from slscale.sweep.scheduler.driver import Driver, Reporter
-from slscale.sweep.scheduler.policy import Order, Resources, parse_order
+from slscale.sweep.scheduler.policy import (
+    NodePool,
+    Order,
+    Resources,
+    SimJob,
+    SimResult,
+    parse_order,
+    simulate,
+)
+from slscale.sweep.scheduler.runners import TrainerRun
+from slscale.sweep.targets import ResourceTarget
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -81,6 +94,10 @@ class LaunchOptions:
     reuse_processes: bool = True
     """Run one-process CPU runs in reused Ray worker processes (GPU runs always get a fresh
     one); off: a fresh process per attempt."""
+    resources: ResourceTarget = plan_mod.NARROW
+    """Width of every run (``--gpus-per-run`` ...), over the grid's ``resources:``."""
+    cluster_gpus: int | None = None
+    """GPUs of the cluster a dry run estimates the makespan on (a launch uses Ray's)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "order", parse_order(self.order))
@@ -105,9 +122,17 @@ class LaunchPlan:
     """Every run of the grid by id."""
     store_target: str
     """Where the store is (path or URL)."""
+    makespan: SimResult | None = None
+    """Estimated makespan of the runs to execute on ``cluster_gpus`` (dry run only)."""
 
 
-def prepare(specs: Sequence[RunSpec], options: LaunchOptions, store: Store) -> LaunchPlan:
+Targets = Mapping[str, ResourceTarget]
+"""Run id -> the grid's ``resources:`` for it (:func:`~slscale.sweep.grid.expand_with_targets`)."""
+
+
+def prepare(
+    specs: Sequence[RunSpec], options: LaunchOptions, store: Store, targets: Targets | None = None
+) -> LaunchPlan:
     """Register ``specs`` and decide which runs to execute."""
     by_id = {run_id(s): s for s in specs}
     store.register({rid: spec_to_dict(s) for rid, s in by_id.items()})
@@ -115,17 +140,27 @@ def prepare(specs: Sequence[RunSpec], options: LaunchOptions, store: Store) -> L
     if options.retry_failed:
         _reset_failed(store, [rid for rid, s in states.items() if s == RunState.FAILED])
         states = _states(store, by_id)
-    return _plan(by_id, states, options)
+    return _plan(by_id, states, options, targets or {})
 
 
-def dry_run(specs: Sequence[RunSpec], options: LaunchOptions) -> LaunchPlan:
-    """What :func:`launch` would do, without registering anything or starting Ray."""
+def dry_run(
+    specs: Sequence[RunSpec], options: LaunchOptions, targets: Targets | None = None
+) -> LaunchPlan:
+    """What :func:`launch` would do, without registering anything or starting Ray; with
+    ``options.cluster_gpus``, the makespan of what it would run on that many GPUs."""
     by_id = {run_id(s): s for s in specs}
     target = resolve_store_target(options.store, options.workdir)
-    if not _store_exists(target):
-        return _plan(by_id, {}, options)  # nothing launched yet: every run is new
-    with open_store(target) as store:
-        return _plan(by_id, _states(store, by_id), options)
+    states: dict[str, RunState] = {}
+    if _store_exists(target):  # otherwise nothing launched yet: every run is new
+        with open_store(target) as store:
+            states = _states(store, by_id)
+    plan = _plan(by_id, states, options, targets or {})
+    if options.cluster_gpus is None:
+        return plan
+    nodes = plan_mod.cluster_nodes(options.cluster_gpus, options.resources.per_node)
+    to_run = set(plan.to_run)
+    rows = [r for r in plan.rows if r.run_id in to_run]
+    return dataclasses.replace(plan, makespan=plan_mod.makespan(rows, nodes))
 
 
 def _store_exists(target: str) -> bool:
@@ -140,9 +175,14 @@ def _states(store: Store, by_id: Mapping[str, RunSpec]) -> dict[str, RunState]:
 
 
 def _plan(
-    by_id: Mapping[str, RunSpec], states: Mapping[str, RunState], options: LaunchOptions
+    by_id: Mapping[str, RunSpec],
+    states: Mapping[str, RunState],
+    options: LaunchOptions,
+    targets: Targets,
 ) -> LaunchPlan:
-    rows = plan_mod.plan(list(by_id.values()), gpu=options.gpu, mfu=options.mfu, states=states)
+    widths = {rid: options.resources.over(targets.get(rid, plan_mod.NARROW)) for rid in by_id}
+    specs = list(by_id.values())
+    rows = plan_mod.plan(specs, gpu=options.gpu, mfu=options.mfu, states=states, targets=widths)
     skipped = {rid: s for rid, s in states.items() if s in FINISHED}
     if options.retry_failed:
         skipped = {rid: s for rid, s in skipped.items() if s == RunState.SUCCEEDED}
@@ -196,17 +236,20 @@ def launch(
     options: LaunchOptions,
     run_fn: oc.RunFunction | None = None,
     reporter: Reporter | None = None,
+    targets: Targets | None = None,
 ) -> SweepReport:
     """Execute every run of ``specs`` that is not finished; return when all are.
 
-    ``run_fn`` trains one run (:func:`trainer_run_function` for the DeepSpeed trainer)."""
+    ``run_fn`` trains one run (:func:`trainer_run_function` for the DeepSpeed trainer);
+    ``targets`` are the grid's ``resources:`` per run."""
     if run_fn is None:
         raise SlscaleError("no run function: pass --data DIR (the trainer's data) or --run-fn")
     workdir = os.path.abspath(options.workdir)
     options = dataclasses.replace(options, workdir=workdir)
     with open_store(resolve_store_target(options.store, workdir)) as store:
-        plan = prepare(specs, options, store)
+        plan = prepare(specs, options, store, targets)
         RayBackend.connect(options.address, options.num_cpus)
+        run_fn = with_planned_settings(run_fn, plan)
         backend = RayBackend(
             run_fn,
             getattr(run_fn, "worker_fn", None),
@@ -219,10 +262,43 @@ def launch(
                 "runs of several processes need a run function with a Ray Train worker "
                 "function (worker_fn), as the trainer has; use --workers-per-run 1"
             )
+        estimate = _estimate(requests, backend.nodes(), options.order) if backend.use_gpu else None
+        if reporter is not None and estimate is not None:
+            reporter.event("sweep", estimate)
         driver = Driver(store, backend, _scheduler_options(options, plan), reporter)
         report = driver.run(requests)
     # The report covers the whole grid: runs left alone count with their stored state.
     return dataclasses.replace(report, states={**plan.skipped, **report.states})
+
+
+def with_planned_settings(run_fn: oc.RunFunction, plan: LaunchPlan) -> oc.RunFunction:
+    """The trainer set to each run's planned ZeRO stage and micro-batch (used on GPUs), so
+    that the workers train at the width the run was scheduled with; other run functions as
+    they are."""
+    if not isinstance(run_fn, TrainerRun):
+        return run_fn
+    planned = {
+        r.run_id: {"zero_stage": r.zero_stage, "micro_batch_size": r.micro_batch_size}
+        for r in plan.rows
+    }
+    return dataclasses.replace(run_fn, planned=planned)
+
+
+def _estimate(
+    requests: Sequence[RunRequest], nodes: Sequence[tuple[float, float]], order: Order
+) -> str | None:
+    """The expected makespan of ``requests`` on ``nodes`` (no failures), by the policy the
+    driver runs; ``work`` is each run's planned wall-clock hours on GPUs. None when there is
+    nothing to run or a run fits nowhere (the driver then says which)."""
+    jobs = [SimJob(run_id=r.run_id, hours=r.work, resources=r.resources) for r in requests]
+    if not jobs or not all(NodePool(nodes).can_ever_fit(j.resources) for j in jobs):
+        return None
+    result = simulate(jobs, nodes, order)
+    hours = result.makespan_hours
+    return (
+        f"{len(jobs)} runs on {sum(g for _, g in nodes):g} GPUs: expected makespan "
+        f"{hours:,.0f} h ({hours / 24:.1f} days) at the planned MFU, without failures"
+    )
 
 
 def _scheduler_options(options: LaunchOptions, plan: LaunchPlan) -> SchedulerOptions:

@@ -2,7 +2,8 @@
 
 Nothing here instantiates weights: parameter and FLOP counts come from the model config
 (:mod:`slscale.sweep.accounting`), resources from a memory model
-(:mod:`slscale.sweep.resources`).
+(:mod:`slscale.sweep.resources`) at the width a :class:`~slscale.sweep.targets.ResourceTarget`
+asks for.
 """
 
 from __future__ import annotations
@@ -13,10 +14,16 @@ import types
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from slscale.errors import ConfigError
 from slscale.identity import run_id
 from slscale.models import families
 from slscale.spec import Architecture, RunSpec, RunState, from_dict
-from slscale.sweep import accounting, resources
+from slscale.sweep import accounting
+from slscale.sweep.scheduler.policy import Order, Resources, SimJob, SimResult, simulate
+from slscale.sweep.targets import ResourceTarget, plan_to_target
+
+NARROW = ResourceTarget()
+"""No target: each run on the fewest GPUs its memory needs."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -35,10 +42,12 @@ class PlanRow:
     flops_6nd: float
     flops_exact: float
     gpus: int
+    nodes: int
     zero_stage: int
     micro_batch_size: int
     grad_accum_steps: int
     gpu_hours: float
+    wall_hours: float
     state: str
 
     def to_json(self) -> dict[str, Any]:
@@ -85,23 +94,34 @@ def param_counts(partial: Mapping[str, Any]) -> dict[str, float]:
     return {"n_params": params.n_params, "n_params_non_embedding": params.n_params_non_embedding}
 
 
-def plan_run(spec: RunSpec, gpu: str, mfu: float, state: RunState | None) -> PlanRow:
-    """The plan of one run on ``gpu`` at an assumed ``mfu``."""
+def plan_run(
+    spec: RunSpec,
+    gpu: str,
+    mfu: float,
+    state: RunState | None,
+    target: ResourceTarget = NARROW,
+) -> PlanRow:
+    """The plan of one run on ``gpu`` at an assumed ``mfu``, as wide as ``target`` asks."""
     arch = architecture(spec)
     vocab = vocab_size(arch, spec.units_only_vocab)
     params, flops_per_token = _counts(spec.family, arch, vocab, spec.recipe.context_length)
-    res = resources.plan_resources(
-        n_params=params.n_params,
-        arch=arch,
-        tokens=spec.tokens,
-        flops_per_token=flops_per_token,
-        recipe=spec.recipe,
-        gpu=gpu,
-        mfu=mfu,
-        vocab_size=vocab,
-    )
+    rid = run_id(spec)
+    try:
+        res = plan_to_target(
+            target,
+            n_params=params.n_params,
+            arch=arch,
+            tokens=spec.tokens,
+            flops_per_token=flops_per_token,
+            recipe=spec.recipe,
+            gpu=gpu,
+            mfu=mfu,
+            vocab_size=vocab,
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"run {rid}: {exc}") from None
     return PlanRow(
-        run_id=run_id(spec),
+        run_id=rid,
         family=spec.family,
         size=spec.size or f"L{arch.num_layers}d{arch.hidden_size}",
         modality=str(spec.modality),
@@ -113,10 +133,12 @@ def plan_run(spec: RunSpec, gpu: str, mfu: float, state: RunState | None) -> Pla
         flops_6nd=accounting.flops_6nd(params.n_params, spec.tokens),
         flops_exact=flops_per_token * spec.tokens,
         gpus=res.gpus,
+        nodes=res.nodes,
         zero_stage=res.zero_stage,
         micro_batch_size=res.micro_batch_size,
         grad_accum_steps=res.grad_accum_steps,
         gpu_hours=res.gpu_hours,
+        wall_hours=res.est_seconds / 3600,
         state=_state_label(state),
     )
 
@@ -126,10 +148,23 @@ def plan(
     gpu: str = "a100-80gb",
     mfu: float = 0.4,
     states: Mapping[str, RunState] | None = None,
+    targets: Mapping[str, ResourceTarget] | None = None,
 ) -> list[PlanRow]:
-    """Plan every run; ``states`` maps run id -> state in the store (absent: new)."""
-    states = states or {}
-    return [plan_run(s, gpu, mfu, states.get(run_id(s))) for s in specs]
+    """Plan every run; ``states`` maps run id -> state in the store (absent: new),
+    ``targets`` run id -> its width (absent: the fewest GPUs that fit)."""
+    states, targets = states or {}, targets or {}
+    return [
+        plan_run(s, gpu, mfu, states.get(rid), targets.get(rid, NARROW))
+        for s, rid in ((s, run_id(s)) for s in specs)
+    ]
+
+
+def run_targets(
+    runs: Sequence[tuple[RunSpec, ResourceTarget]], flags: ResourceTarget
+) -> dict[str, ResourceTarget]:
+    """Run id -> its width: the command line's ``flags`` over the grid's ``resources:``
+    (:func:`~slscale.sweep.grid.expand_with_targets`)."""
+    return {run_id(spec): flags.over(target) for spec, target in runs}
 
 
 def _state_label(state: RunState | None) -> str:
@@ -148,3 +183,40 @@ def totals(rows: Sequence[PlanRow]) -> dict[str, float]:
         "gpu_hours": sum(r.gpu_hours for r in rows),
         "gpu_hours_left": sum(r.gpu_hours for r in rows if r.state != "done"),
     }
+
+
+def cluster_nodes(cluster_gpus: int, gpus_per_node: int) -> list[tuple[float, float]]:
+    """(CPUs, GPUs) of the nodes of a cluster of ``cluster_gpus`` GPUs: whole nodes of
+    ``gpus_per_node``, the rest on one smaller node. CPUs are not modelled (0 asked, 0 had)."""
+    if cluster_gpus < 1:
+        raise ConfigError(f"--cluster-gpus {cluster_gpus}: must be >= 1")
+    whole, rest = divmod(cluster_gpus, gpus_per_node)
+    return [(0.0, float(gpus_per_node))] * whole + ([(0.0, float(rest))] if rest else [])
+
+
+def makespan(
+    rows: Sequence[PlanRow],
+    nodes: Sequence[tuple[float, float]],
+    order: Order | str = Order.LARGEST_FIRST,
+) -> SimResult | None:
+    """The makespan of the runs not done on ``nodes``, placed by the driver's own policy
+    (:func:`~slscale.sweep.scheduler.policy.simulate`); None when every run is done."""
+    todo = [r for r in rows if r.state != "done"]
+    if not todo:
+        return None
+    gpus = sum(g for _, g in nodes)
+    for r in todo:
+        if r.gpus > gpus:
+            raise ConfigError(
+                f"run {r.run_id} needs {r.gpus} GPUs but the cluster has {gpus:g}: raise "
+                "--cluster-gpus, or lower --gpus-per-run / raise --max-hours-per-run"
+            )
+    jobs = [
+        SimJob(
+            run_id=r.run_id,
+            hours=r.wall_hours,
+            resources=Resources(workers=r.gpus, cpus_per_worker=0.0, gpus_per_worker=1.0),
+        )
+        for r in todo
+    ]
+    return simulate(jobs, nodes, order)

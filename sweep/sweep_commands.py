@@ -89,6 +89,9 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
         choices=sorted(GPU_TYPES),
         help="GPU type of the resource plan (default a100-80gb)",
     )
+    from slscale.sweep import targets
+
+    targets.add_arguments(p)
     p.add_argument("--cpus-per-gpu", type=float, default=1.0, help="CPUs per GPU worker")
     p.add_argument(
         "--cpus-per-run",
@@ -202,6 +205,7 @@ def _tune_parser(sub: Any) -> None:
 
 
 def launch_options(args: argparse.Namespace) -> Any:
+    from slscale.sweep import targets
     from slscale.sweep.launch import LaunchOptions
 
     return LaunchOptions(
@@ -220,27 +224,32 @@ def launch_options(args: argparse.Namespace) -> Any:
         store_outage_seconds=args.store_outage_seconds,
         reuse_processes=not args.fresh_process_per_run,
         retry_failed=getattr(args, "retry_failed", False),
+        resources=targets.from_arguments(args),
+        cluster_gpus=args.cluster_gpus,
     )
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
     from slscale.sweep import launch as launch_mod
     from slscale.sweep import plan as plan_mod
-    from slscale.sweep.grid import expand
+    from slscale.sweep.grid import expand_with_targets
     from slscale.sweep.io import load_grid
     from slscale.sweep.scheduler.progress import ConsoleReporter
 
-    grid = load_grid(args.grid)
-    specs = expand(grid, plan_mod.param_counts)
+    runs = expand_with_targets(load_grid(args.grid), plan_mod.param_counts)
+    specs = [spec for spec, _ in runs]
+    grid_targets = plan_mod.run_targets(runs, plan_mod.NARROW)
     options = launch_options(args)
     if args.dry_run:
-        print(format_dry_run(launch_mod.dry_run(specs, options)))
+        print(format_dry_run(launch_mod.dry_run(specs, options, grid_targets)))
         return 0
     run_fn = run_function(args)
     reporter = ConsoleReporter(quiet=args.quiet)
     try:
         with sigterm_interrupts():
-            report = launch_mod.launch(specs, options, run_fn=run_fn, reporter=reporter)
+            report = launch_mod.launch(
+                specs, options, run_fn=run_fn, reporter=reporter, targets=grid_targets
+            )
     finally:
         reporter.close()
     print(format_report(report))
@@ -311,9 +320,14 @@ def format_dry_run(plan: Any) -> str:
         counts[action] += 1
         lines.append(
             f"{action:6}  {row.state:9}  {row.run_id}  D={human_count(row.tokens)}  "
-            f"GPUs={row.gpus}  GPU-h={row.gpu_hours:.3g}"
+            f"GPUs={row.gpus}  nodes={row.nodes}  ZeRO={row.zero_stage}  "
+            f"mb×acc={row.micro_batch_size}×{row.grad_accum_steps}  "
+            f"GPU-h={row.gpu_hours:.3g}  wall-h={row.wall_hours:.3g}"
         )
     summary = ", ".join(f"{n} {a}" for a, n in counts.items())
+    if plan.makespan is not None:
+        h = plan.makespan.makespan_hours
+        lines.append(f"makespan of the runs to run: {h:,.0f} h ({h / 24:.1f} days)")
     return "\n".join([f"dry run: {summary} (store {plan.store_target})", *lines])
 
 

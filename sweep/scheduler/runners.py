@@ -54,6 +54,9 @@ class TrainerRun:
     run has a GPU (unless ``runtime`` sets them)."""
     plan_mfu: float = 0.4
     """MFU assumed by that plan."""
+    planned: Mapping[str, Mapping[str, int]] = dataclasses.field(default_factory=dict)
+    """Run id -> ZeRO stage and micro-batch of the launch's plan, at the width the run was
+    scheduled with (used on GPUs over the ``plan_gpu`` plan; ``runtime`` overrides both)."""
 
     def __call__(
         self, spec: dict[str, Any], run_id: str, workdir: str, store_url: str, attempt: int
@@ -91,7 +94,7 @@ class TrainerRun:
         every = max(1, steps // max(1, self.checkpoints_per_run))
         settings = {
             "checkpoint_every_steps": every,
-            **self._planned(run),
+            **self._planned(run, run_id),
             **self.runtime,
             **runtime,
         }
@@ -103,11 +106,13 @@ class TrainerRun:
             raise Diverged(result.error or f"run ended {result.state}")
         return summary_of(read_result(result.run_dir))
 
-    def _planned(self, run: RunSpec) -> dict[str, Any]:
+    def _planned(self, run: RunSpec, run_id: str) -> dict[str, Any]:
         import torch
 
         if self.plan_gpu is None or not torch.cuda.is_available():
             return {}
+        if run_id in self.planned:
+            return dict(self.planned[run_id])
         from slscale.sweep.plan import plan_run
 
         row = plan_run(run, self.plan_gpu, self.plan_mfu, None)
