@@ -9,11 +9,13 @@
 2. Packing: 8 equal runs of ``--run-seconds`` (default 15) on 2 CPU slots, logging every
    step to the store; makespan / ideal, where ideal = 8 × run time / 2 (the run time measured
    alone, directly, in this process).
-3. SIMS-scale simulation: the shipped ``sims-paper`` grid planned on A100-80GB (the plan's GPU
-   counts and GPU-hours), list-scheduled by the driver's own policy on clusters of 8-GPU nodes;
-   makespan against the lower bound max(total GPU-hours / GPUs, longest run), for largest-first
-   against grid order and smallest-first. Also with every run widened (powers of two up to 64
-   GPUs, GPU-hours unchanged) until it takes at most two weeks, as a study would run it.
+3. SIMS-scale simulation: the shipped ``sims-paper`` grid planned on A100-80GB, list-scheduled
+   by the driver's own policy on clusters of 8-GPU nodes; makespan against the lower bound
+   max(total GPU-hours / GPUs, longest run), for largest-first against grid order and
+   smallest-first. Planned three ways, as ``slscale grid plan`` plans them: each run on the
+   fewest GPUs that fit, and with ``--max-hours-per-run`` 336 and 168 (two weeks, one week: each
+   run on the fewest GPUs that finish it in time). The largest-first figure is the makespan
+   ``grid plan --cluster-gpus N`` prints.
 
 ``python -m benchmarks.bench_sweep [--runs 32] [--run-seconds 15] [--skip-ray]``
 """
@@ -157,44 +159,42 @@ def packing(tmp: Path, run_seconds: float) -> dict[str, float]:
     }
 
 
-def sims_jobs(widen_to_hours: float | None = None) -> list[Any]:
+def sims_rows(max_hours_per_run: float | None = None) -> list[Any]:
+    """The plan of ``sims-paper`` on A100-80GB, as ``grid plan [--max-hours-per-run H]``."""
+    from slscale.identity import run_id
     from slscale.sweep import plan
     from slscale.sweep.grid import expand
     from slscale.sweep.io import load_grid
-    from slscale.sweep.scheduler.policy import Resources, SimJob
+    from slscale.sweep.targets import ResourceTarget
 
-    rows = plan.plan(expand(load_grid("sims-paper"), plan.param_counts), gpu="a100-80gb")
-    jobs = []
-    for row in rows:
-        gpus = row.gpus
-        while widen_to_hours and row.gpu_hours / gpus > widen_to_hours and gpus < 64:
-            gpus *= 2
-        res = Resources(workers=gpus, cpus_per_worker=1, gpus_per_worker=1)
-        jobs.append(SimJob(run_id=row.run_id, hours=row.gpu_hours / gpus, resources=res))
-    return jobs
+    specs = expand(load_grid("sims-paper"), plan.param_counts)
+    target = ResourceTarget(max_hours_per_run=max_hours_per_run)
+    return plan.plan(specs, gpu="a100-80gb", targets={run_id(s): target for s in specs})
 
 
 def simulation() -> list[dict[str, Any]]:
+    from slscale.sweep import plan
     from slscale.sweep.scheduler.policy import simulate
 
     scenarios = (
-        ("plan's GPUs", sims_jobs(), (1, 2, 4)),
-        ("widened to ≤ 2 weeks", sims_jobs(14 * 24), (4, 8, 16)),
-        ("widened to ≤ 1 week", sims_jobs(7 * 24), (4, 8, 16)),
+        ("plan's GPUs", sims_rows(), (1, 2, 4)),
+        ("--max-hours-per-run 336", sims_rows(14 * 24), (4, 8, 16)),
+        ("--max-hours-per-run 168", sims_rows(7 * 24), (4, 8, 16)),
     )
     out = []
-    for label, jobs, cluster in scenarios:
+    for label, rows, cluster in scenarios:
+        jobs = plan.sim_jobs(rows)
         for nodes in cluster:
+            shape = plan.cluster_nodes(8 * nodes, 8)
+            cli = plan.makespan(rows, shape)  # what grid plan --cluster-gpus prints
+            assert cli is not None
             row: dict[str, Any] = {"runs": label, "nodes": nodes, "jobs": len(jobs)}
-            for order in ("largest-first", "grid", "smallest-first"):
-                result = simulate(jobs, [(96.0, 8.0)] * nodes, order)
-                row[order] = result.ratio
-                row["bound_h"] = result.lower_bound_hours
+            row.update(bound_h=cli.lower_bound_hours, makespan_h=cli.makespan_hours)
+            row["largest-first"] = cli.ratio
+            for order in ("grid", "smallest-first"):
+                row[order] = simulate(jobs, shape, order).ratio
             by_area = simulate(
-                jobs,
-                [(96.0, 8.0)] * nodes,
-                "largest-first",
-                size_of=lambda j: j.hours * j.resources.gpus,
+                jobs, shape, "largest-first", size_of=lambda j: j.hours * j.resources.gpus
             )
             row["by_area"] = by_area.ratio
             out.append(row)
@@ -211,15 +211,15 @@ def main(argv: list[str] | None = None) -> None:
         ray_tables(args)
     print("\nSIMS-scale grid (sims-paper, A100-80GB plan), 8-GPU nodes: makespan / lower bound\n")
     print(
-        "| runs | nodes | lower bound (h) | largest-first (duration) | goal | grid order | "
-        "smallest-first | largest GPU-hours first |"
+        "| runs | nodes | lower bound (h) | makespan, largest-first (h) | largest-first "
+        "(duration) | goal | grid order | smallest-first | largest GPU-hours first |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in simulation():
         print(
             f"| {r['runs']} ({r['jobs']}) | {r['nodes']} | {r['bound_h']:,.0f} | "
-            f"{r['largest-first']:.3f} | ≤ {GOALS['simulation']} | {r['grid']:.3f} | "
-            f"{r['smallest-first']:.3f} | {r['by_area']:.3f} |"
+            f"{r['makespan_h']:,.0f} | {r['largest-first']:.3f} | ≤ {GOALS['simulation']} | "
+            f"{r['grid']:.3f} | {r['smallest-first']:.3f} | {r['by_area']:.3f} |"
         )
 
 

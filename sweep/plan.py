@@ -211,12 +211,17 @@ def makespan(
                 f"run {r.run_id} needs {r.gpus} GPUs but the cluster has {gpus:g}: raise "
                 "--cluster-gpus, or lower --gpus-per-run / raise --max-hours-per-run"
             )
-    jobs = [
+    return simulate(sim_jobs(todo), nodes, order)
+
+
+def sim_jobs(rows: Sequence[PlanRow]) -> list[SimJob]:
+    """The runs as the scheduler's simulator sees them: ``gpus`` workers of one GPU each for
+    their wall-clock hours (CPUs not modelled)."""
+    return [
         SimJob(
             run_id=r.run_id,
             hours=r.wall_hours,
             resources=Resources(workers=r.gpus, cpus_per_worker=0.0, gpus_per_worker=1.0),
         )
-        for r in todo
+        for r in rows
     ]
-    return simulate(jobs, nodes, order)
