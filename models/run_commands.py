@@ -156,7 +156,8 @@ def _eval(args: argparse.Namespace) -> int:
     scores = evaluate_suite(model, vocab, refs, conventions, max_batch_tokens=args.max_batch_tokens)
     for s in scores:
         print(
-            f"{s.benchmark:10s} {s.variant:4s} {s.accuracy:.4f}  n={s.n_items:<6d} {s.convention}"
+            f"{s.benchmark:10s} {s.variant:4s} {s.accuracy:.4f}  margin {s.margin:+.4f}  "
+            f"n={s.n_items:<6d} {s.convention}"
         )
     if args.out:
         args.out.write_text(json.dumps([vars(s) for s in scores], indent=1))

@@ -44,6 +44,15 @@ class PairScores:
         return float(self.outcomes.mean()) if len(self.ids) else float("nan")
 
     @property
+    def margin(self) -> float:
+        """Mean log-likelihood margin, positive minus negative (``negative_nll -
+        positive_nll``), in the convention's unit: nats per scored token for a mean
+        convention, nats per candidate for a summed one. Unlike the accuracy it moves smoothly
+        while a model is still near chance (DataDecide, arXiv 2504.11393, §4)."""
+        diff = self.negative_nll - self.positive_nll
+        return float(diff.mean()) if len(self.ids) else float("nan")
+
+    @property
     def n_items(self) -> int:
         return len(self.ids)
 

@@ -34,6 +34,8 @@ class SuiteScore:
     accuracy: float
     n_items: int
     seconds: float
+    margin: float = float("nan")
+    """Mean log-likelihood margin, positive minus negative (see :attr:`PairScores.margin`)."""
 
     def to_eval_result(self, run_id: str, step: int) -> EvalResult:
         return EvalResult(
@@ -44,6 +46,7 @@ class SuiteScore:
             value=self.accuracy,
             n_items=self.n_items,
             convention=self.convention,
+            margin=self.margin,
         )
 
 
@@ -84,7 +87,13 @@ def evaluate_suite(
         seconds = time.perf_counter() - start
         scores += [
             SuiteScore(
-                ref.benchmark, ref.variant, r.convention.name, r.accuracy, r.n_items, seconds
+                ref.benchmark,
+                ref.variant,
+                r.convention.name,
+                r.accuracy,
+                r.n_items,
+                seconds,
+                margin=r.margin,
             )
             for r in results
         ]

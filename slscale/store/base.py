@@ -52,6 +52,9 @@ class EvalResult:
     value: float
     n_items: int
     convention: str
+    margin: float | None = None
+    """Mean log-likelihood margin of the set, positive minus negative, in the convention's
+    unit (nats per token for mean conventions); None where it was not measured."""
 
 
 @dataclasses.dataclass(frozen=True)

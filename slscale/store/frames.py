@@ -37,6 +37,7 @@ EVAL_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("value", pa.float64()),
     ("n_items", pa.int64()),
     ("convention", pa.string()),
+    ("margin", pa.float64()),
 )
 PROGRESS_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("run_id", pa.string()),

@@ -85,9 +85,14 @@ def eval_tuples(rows: Iterable[EvalResult]) -> list[tuple[Any, ...]]:
     """Eval rows in ``evals`` column order, with numpy numbers made plain."""
     return [
         (e.run_id, int(e.step), e.benchmark, e.variant, float(e.value), int(e.n_items),
-         e.convention)
+         e.convention, _margin(e.margin))
         for e in rows
     ]  # fmt: skip
+
+
+def _margin(value: float | None) -> float | None:
+    """A stored margin: None for a missing or undefined (NaN) one."""
+    return None if value is None or value != value else float(value)
 
 
 def dumps(value: Mapping[str, Any], what: str) -> str:

@@ -12,8 +12,10 @@ import sqlalchemy as sa
 
 from slscale.errors import StoreError
 
-SCHEMA_VERSION = 1
-"""Version of the table layout below; stored in ``schema_version`` and checked on open."""
+SCHEMA_VERSION = 2
+"""Version of the table layout below; stored in ``schema_version`` and checked on open.
+2 added ``evals.margin``; a version-1 store gains the column (NULL for its old rows) when
+this code opens it."""
 
 _PG_SCHEMA_LOCK = 0x736C7363  # advisory-lock key ("slsc") serialising schema creation
 
@@ -58,6 +60,7 @@ evals = sa.Table(
     sa.Column("value", sa.Double),
     sa.Column("n_items", sa.Integer, nullable=False),
     sa.Column("convention", sa.String, primary_key=True),
+    sa.Column("margin", sa.Double, doc="mean log-likelihood margin, positive minus negative"),
     sqlite_with_rowid=False,
 )
 
@@ -86,11 +89,21 @@ def create_schema(conn: sa.Connection, shown_url: str) -> None:
     version = _stored_version(conn)
     if version is None:
         conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+    elif version < SCHEMA_VERSION:
+        _upgrade(conn, version)
     elif version > SCHEMA_VERSION:
         raise StoreError(
             f"results store {shown_url!r} has schema version {version}, newer than this "
             f"slscale's ({SCHEMA_VERSION}): upgrade slscale to read it"
         )
+
+
+def _upgrade(conn: sa.Connection, version: int) -> None:
+    """Bring a store of an older layout to this one, in the caller's transaction."""
+    if version < 2:
+        kind = evals.c.margin.type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE {evals.name} ADD COLUMN margin {kind}"))
+    conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
 
 
 def _stored_version(conn: sa.Connection) -> int | None:

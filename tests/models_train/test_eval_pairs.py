@@ -90,6 +90,22 @@ def test_nll_values_are_the_bigram_table(world: Any) -> None:
     assert scores.negative_nll[0] == pytest.approx(expected_negative, abs=1e-5)
 
 
+def test_margin_is_the_mean_log_likelihood_advantage_of_the_positive(world: Any) -> None:
+    vocab, table, model, t = world
+    scorer = LikelihoodScorer(model, pad_id=vocab.pad_token_id)
+    summed = Convention(reduction="sum", span="continuation")
+    per_token = Convention(reduction="mean", span="continuation")
+    got = score_pairs(scorer, vocab, STORY_PAIRS, [summed, per_token])
+    log = {k: np.log(table[t["u0"], t[k]]) for k in ("u1", "u2")}
+    log_length_neg = np.log(table[t["u4"], t["u5"]] * table[t["u5"], t["u5"]] ** 2)
+    # right, wrong, tie, length (the negative's three tokens: per token, a third of the sum)
+    sums = [log["u1"] - log["u2"], log["u2"] - log["u1"], 0.0, np.log(0.5) - log_length_neg]
+    means = [*sums[:3], np.log(0.5) - log_length_neg / 3]
+    assert got[0].margin == pytest.approx(np.mean(sums), abs=1e-5)
+    assert got[1].margin == pytest.approx(np.mean(means), abs=1e-5)
+    assert got[1].margin < 0 < got[0].margin  # the length pair flips sign per token
+
+
 def test_all_conventions_come_from_one_set_of_forward_passes(world: Any) -> None:
     vocab, _, model, _ = world
     scorer = LikelihoodScorer(model, pad_id=vocab.pad_token_id)

@@ -176,15 +176,15 @@ def test_evals_upsert_per_benchmark_variant_convention(store: Store, make_spec) 
     store.register({"a": make_spec()})
     store.log_evals([
         EvalResult("a", 100, "sSC", "S->S", 0.52, 1871, "sum"),
-        EvalResult("a", 100, "sSC", "S->S", 0.54, 1871, "mean"),
-        EvalResult("a", 100, "tSC", "S->T", 0.61, 1871, "sum"),
+        EvalResult("a", 100, "sSC", "S->S", 0.54, 1871, "mean", margin=0.031),
+        EvalResult("a", 100, "tSC", "S->T", 0.61, 1871, "sum", margin=float("nan")),
     ])  # fmt: skip
-    assert store.log_evals([EvalResult("a", 100, "sSC", "S->S", 0.55, 1871, "sum")]) == 1
+    assert store.log_evals([EvalResult("a", 100, "sSC", "S->S", 0.55, 1871, "sum", -0.5)]) == 1
     frame = store.evals_frame()
     expected = pd.DataFrame({
         "run_id": ["a"] * 3, "step": [100] * 3, "benchmark": ["sSC", "sSC", "tSC"],
         "variant": ["S->S", "S->S", "S->T"], "value": [0.54, 0.55, 0.61], "n_items": [1871] * 3,
-        "convention": ["mean", "sum", "sum"],
+        "convention": ["mean", "sum", "sum"], "margin": [0.031, -0.5, float("nan")],
     })  # fmt: skip
     pd.testing.assert_frame_equal(frame, expected, check_dtype=False)
 

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from slscale.errors import StoreError
 from slscale.store import open_store, resolve_store_target
+from slscale.store.base import EvalResult
 from slscale.store.targets import ENV_VAR, mask_url, store_url
 
 SECRET = "s3cr3t-pw"
@@ -30,7 +31,7 @@ def test_sqlite_files_are_wal_with_foreign_keys(tmp_path: Path) -> None:
         store.register({"r": {}})
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
     with open_store(f"sqlite:///{path}") as same:
         assert [r.run_id for r in same.list_runs()] == ["r"]
 
@@ -99,6 +100,24 @@ def test_a_path_below_a_regular_file_is_refused(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(StoreError, match=r"cannot create folder .*file.*writable --workdir"):
         open_store(blocker / "wd")
+
+
+def test_a_version_1_store_gains_the_margin_column_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "results.db"
+    with open_store(path) as store:
+        store.register({"r": {}})
+        store.log_evals([EvalResult("r", 5, "sSC", "S", 0.6, 200, "mean", margin=0.1)])
+    with sqlite3.connect(path) as conn:  # the layout of version 1: no margin column
+        conn.execute("ALTER TABLE evals DROP COLUMN margin")
+        conn.execute("UPDATE schema_version SET version = 1")
+    with open_store(path) as store:
+        old = store.evals_frame()
+        store.log_evals([EvalResult("r", 9, "sSC", "S", 0.7, 200, "mean", margin=0.2)])
+        both = store.evals_frame()
+    assert old["value"].tolist() == [0.6] and old["margin"].isna().all()
+    assert both["margin"].tolist()[1] == 0.2
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
 
 
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
