@@ -73,6 +73,12 @@ _MINI = (
     "miniature CPU shape for the offline demo: resolve_architecture('llama', <size>) "
     "frozen here (mini-25k, below the sizing range: the smallest 2-layer shape)"
 )
+_MINI4 = (
+    "miniature CPU shape, 4 layers: word identity from units takes a layer or two before a "
+    "story can be followed, which 2-layer shapes of the same size could not learn from speech "
+    "at the demo's budgets; full multi-head attention, heads of width 12-16, MLP width "
+    "2.3-2.75 d chosen so the name's size holds within 3%"
+)
 _U, _M = UNITS_ONLY_VOCAB_SIZE, MINI_VOCAB_SIZE
 _Row = tuple[str, str | None, int, int, int, int, int, int, bool, int | None]
 
@@ -94,6 +100,14 @@ _ROWS: tuple[_Row, ...] = (
     ("mini-100k", None, 2, 64, 4, 1, 208, _M, True, None),
     ("mini-200k", None, 2, 96, 6, 1, 272, _M, True, None),
     ("mini-400k", None, 3, 112, 7, 1, 312, _M, True, None),
+    ("mini4-25k", None, 4, 24, 2, 2, 56, _M, True, None),
+    ("mini4-50k", None, 4, 32, 2, 2, 88, _M, True, None),
+    ("mini4-80k", None, 4, 40, 2, 2, 112, _M, True, None),
+    ("mini4-100k", None, 4, 48, 3, 3, 112, _M, True, None),
+    ("mini4-150k", None, 4, 56, 4, 4, 144, _M, True, None),
+    ("mini4-200k", None, 4, 64, 4, 4, 176, _M, True, None),
+    ("mini4-300k", None, 4, 80, 5, 5, 208, _M, True, None),
+    ("mini4-450k", None, 4, 96, 6, 6, 256, _M, True, None),
 )
 
 
@@ -122,6 +136,8 @@ def _arch(
 def _source(name: str) -> str:
     if name in _HUB_IDS:  # the published config.json, reproduced field by field
         return f"config.json of {_HUB_IDS[name]} on the Hugging Face Hub"
+    if name.startswith("mini4-"):
+        return _MINI4
     return _CM if name.startswith("cm-") else _MINI
 
 

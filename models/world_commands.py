@@ -39,6 +39,15 @@ def _add_generate(commands: Any) -> None:
         help="words of synthetic single-voice speech (default: half of --words)",
     )
     p.add_argument("--eval-pairs", type=_count, default=1000, help="pairs per evaluation set")
+    p.add_argument(
+        "--speaker-spread",
+        type=float,
+        default=None,
+        help="probability that a voice's unit of a phone is not the typical one (0-1)",
+    )
+    p.add_argument("--topics", type=int, default=10, help="topics the stories use (2-10)")
+    p.add_argument("--objects-per-topic", type=int, default=6, help="objects per topic (2-6)")
+    p.add_argument("--names", type=int, default=16, help="characters the stories use (1-16)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_generate)
 
@@ -88,6 +97,10 @@ def _generate(args: argparse.Namespace) -> int:
         speech_words=args.speech_words,
         synthetic_words=args.synthetic_words,
         eval_pairs=args.eval_pairs,
+        topics=args.topics,
+        objects_per_topic=args.objects_per_topic,
+        names=args.names,
+        **({} if args.speaker_spread is None else {"speaker_spread": args.speaker_spread}),
     )
     record = generate_world(args.out, config)
     for source, counts in record["counts"].items():

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from slscale.models.data.manifest import SPEECH, TEXT, EvalItem, EvalPair, write_manifest
-from slscale.models.world.lexicon import EVENTS, FUNCTION_WORDS, NAMES, TOPICS, all_words
+from slscale.models.world.lexicon import EVENTS, FULL, FUNCTION_WORDS, Lexicon, all_words
 from slscale.models.world.speech import PseudoSpeech
 from slscale.models.world.stories import (
     agreement_sentence,
@@ -52,12 +52,12 @@ class TextPair:
     kind: str
 
 
-def ssc_pairs(seed: int, count: int) -> Iterator[TextPair]:
+def ssc_pairs(seed: int, count: int, lexicon: Lexicon = FULL) -> Iterator[TextPair]:
     rng = random.Random(seed)
     for i in range(count):
-        story = draw_story(rng)
+        story = draw_story(rng, lexicon)
         if i % 2 == 0:
-            others = [o for o in TOPICS[story.topic].objects if o != story.obj]
+            others = [o for o in lexicon.topics[story.topic].objects if o != story.obj]
             negative, kind = (
                 ending_sentence(story.name, story.event, rng.choice(others)),
                 "wrong_object",
@@ -68,24 +68,25 @@ def ssc_pairs(seed: int, count: int) -> Iterator[TextPair]:
         yield TextPair(f"ssc-{i:05d}", "ssc", story.prompt, story.ending, list(negative), kind)
 
 
-def tsc_pairs(seed: int, count: int) -> Iterator[TextPair]:
+def tsc_pairs(seed: int, count: int, lexicon: Lexicon = FULL) -> Iterator[TextPair]:
     rng = random.Random(seed)
+    topics = lexicon.topics
     for i in range(count):
-        story = draw_story(rng)
-        topic = rng.choice([t for t in range(len(TOPICS)) if t != story.topic])
+        story = draw_story(rng, lexicon)
+        topic = rng.choice([t for t in range(len(topics)) if t != story.topic])
         negative = ending_sentence(
-            story.name, rng.randrange(len(EVENTS)), rng.choice(TOPICS[topic].objects)
+            story.name, rng.randrange(len(EVENTS)), rng.choice(topics[topic].objects)
         )
         yield TextPair(
             f"tsc-{i:05d}", "tsc", story.prompt, story.ending, list(negative), "other_topic"
         )
 
 
-def sblimp_pairs(seed: int, count: int) -> Iterator[TextPair]:
+def sblimp_pairs(seed: int, count: int, lexicon: Lexicon = FULL) -> Iterator[TextPair]:
     rng = random.Random(seed)
     kinds = ("agreement", "attractor", "determiner", "word_order")
     for i in range(count):
-        kind, topic = kinds[i % len(kinds)], rng.choice(TOPICS)
+        kind, topic = kinds[i % len(kinds)], rng.choice(lexicon.topics)
         c, v, flag = rng.randrange(3), rng.randrange(3), rng.random() < 0.5
         if kind == "agreement":
             good, bad = (agreement_sentence(topic, c, v, flag, agree) for agree in (True, False))
@@ -93,11 +94,11 @@ def sblimp_pairs(seed: int, count: int) -> Iterator[TextPair]:
             other = (c + 1 + rng.randrange(2)) % 3
             good, bad = (attractor_sentence(topic, c, other, v, flag, a) for a in (True, False))
         elif kind == "determiner":
-            name = rng.choice(NAMES)
+            name = rng.choice(lexicon.names)
             good, bad = (determiner_sentence(name, topic, c, flag, a) for a in (True, False))
         else:
             good = (
-                rng.choice(NAMES),
+                rng.choice(lexicon.names),
                 rng.choice(EVENTS).cause,
                 "the",
                 rng.choice(topic.objects),
@@ -107,10 +108,12 @@ def sblimp_pairs(seed: int, count: int) -> Iterator[TextPair]:
         yield TextPair(f"sblimp-{i:05d}", "sblimp", None, list(good), list(bad), kind)
 
 
-def swuggy_pairs(seed: int, count: int, speech: PseudoSpeech) -> Iterator[TextPair]:
+def swuggy_pairs(
+    seed: int, count: int, speech: PseudoSpeech, lexicon: Lexicon = FULL
+) -> Iterator[TextPair]:
     rng = random.Random(seed)
-    vocab = all_words()
-    content = [w for w in vocab if len(w) >= 3 and w not in FUNCTION_WORDS]
+    vocab = all_words()  # a non-word is no word of the full lexicon, used or not
+    content = [w for w in lexicon.words() if len(w) >= 3 and w not in FUNCTION_WORDS]
     spoken = {tuple(speech.pronunciation(w)) for w in vocab}
     for i in range(count):
         word = rng.choice(content)
@@ -233,14 +236,19 @@ def _item(
 
 
 def write_eval_sets(
-    out_dir: Path, seed: int, count: int, speech: PseudoSpeech, held_out_speakers: list[int]
+    out_dir: Path,
+    seed: int,
+    count: int,
+    speech: PseudoSpeech,
+    held_out_speakers: list[int],
+    lexicon: Lexicon = FULL,
 ) -> list[dict[str, object]]:
     """Write every task × variant manifest under ``out_dir``; return the index entries."""
     tasks = {
-        "ssc": (list(ssc_pairs(seed + 1, count)), "story"),
-        "tsc": (list(tsc_pairs(seed + 2, count)), "story"),
-        "sblimp": (list(sblimp_pairs(seed + 3, count)), "sblimp"),
-        "swuggy": (list(swuggy_pairs(seed + 4, count, speech)), "swuggy"),
+        "ssc": (list(ssc_pairs(seed + 1, count, lexicon)), "story"),
+        "tsc": (list(tsc_pairs(seed + 2, count, lexicon)), "story"),
+        "sblimp": (list(sblimp_pairs(seed + 3, count, lexicon)), "sblimp"),
+        "swuggy": (list(swuggy_pairs(seed + 4, count, speech, lexicon)), "swuggy"),
     }
     index: list[dict[str, object]] = []
     for task, (pairs, family) in tasks.items():

@@ -32,7 +32,7 @@ import numpy as np
 from slscale.errors import ConfigError
 from slscale.models.data.units import FRAME_SECONDS
 from slscale.models.world.evalsets import write_eval_sets
-from slscale.models.world.lexicon import all_words
+from slscale.models.world.lexicon import Lexicon, all_words
 from slscale.models.world.speech import PseudoSpeech
 from slscale.models.world.stories import Story, draw_stories
 from slscale.models.world.tokenizer import save_tokenizer
@@ -64,6 +64,15 @@ class WorldConfig:
     """Real voices kept for the multi-speaker evaluation sets."""
     valid_every: int = 50
     """Every n-th story goes to the validation split."""
+    topics: int = 10
+    """Topics the stories draw from (of the lexicon's 10)."""
+    objects_per_topic: int = 6
+    """Objects of each topic the stories use (of 6)."""
+    names: int = 16
+    """Characters the stories use (of 16)."""
+    speaker_spread: float = 1.0
+    """Probability that a voice's unit of a phone is not the phone's typical unit (see
+    :class:`~slscale.models.world.speech.PseudoSpeech`)."""
 
     def __post_init__(self) -> None:
         for name in ("words", "eval_pairs", "valid_every"):
@@ -73,11 +82,21 @@ class WorldConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ConfigError(f"field '{name}' = {value}: must be >= 0 (0: no such speech)")
+        if not 0.0 <= self.speaker_spread <= 1.0:
+            raise ConfigError(f"field 'speaker_spread' = {self.speaker_spread}: must be in [0, 1]")
+        try:
+            _ = self.lexicon  # checks the sizes
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         if not 0 < self.held_out_speakers < self.num_real_speakers:
             raise ConfigError(
                 f"field 'held_out_speakers' = {self.held_out_speakers}: must be "
                 f"in (0, num_real_speakers={self.num_real_speakers})"
             )
+
+    @property
+    def lexicon(self) -> Lexicon:
+        return Lexicon.sized(self.topics, self.objects_per_topic, self.names)
 
     @property
     def real_words(self) -> int:
@@ -99,7 +118,9 @@ def generate_world(out_dir: Path, config: WorldConfig) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     save_tokenizer(all_words(), out_dir / "tokenizer")
-    speech = PseudoSpeech(sub_seed(config.seed, "voices"), config.num_real_speakers)
+    speech = PseudoSpeech(
+        sub_seed(config.seed, "voices"), config.num_real_speakers, config.speaker_spread
+    )
     train_speakers = config.num_real_speakers - config.held_out_speakers
     counts = {"text": _write_text(out_dir / "text", config)}
     if config.real_words > 0:
@@ -113,7 +134,12 @@ def generate_world(out_dir: Path, config: WorldConfig) -> dict[str, Any]:
     held_out = list(range(train_speakers, config.num_real_speakers))
     eval_started = time.perf_counter()
     index = write_eval_sets(
-        out_dir / "eval", sub_seed(config.seed, "eval"), config.eval_pairs, speech, held_out
+        out_dir / "eval",
+        sub_seed(config.seed, "eval"),
+        config.eval_pairs,
+        speech,
+        held_out,
+        config.lexicon,
     )
     counts["eval"] = {"sets": len(index), "seconds": round(time.perf_counter() - eval_started, 2)}
     (out_dir / "eval" / "index.json").write_text(json.dumps(index, indent=2) + "\n")
@@ -121,6 +147,7 @@ def generate_world(out_dir: Path, config: WorldConfig) -> dict[str, Any]:
         "config": dataclasses.asdict(config),
         "counts": counts,
         "vocabulary_words": len(all_words()),
+        "story_words": len(config.lexicon.words()),
         "eval_sets": [e["file"] for e in index],
         "seconds": round(time.perf_counter() - started, 2),
     }
@@ -136,7 +163,7 @@ def _split(stories: list[Story], every: int) -> Iterator[tuple[str, int, Story]]
 def _write_text(folder: Path, config: WorldConfig) -> dict[str, float]:
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
-    stories = draw_stories(sub_seed(config.seed, "text"), config.words)
+    stories = draw_stories(sub_seed(config.seed, "text"), config.words, config.lexicon)
     counts: dict[str, float] = {"documents": len(stories), "words": 0}
     with _open_splits(folder) as files:
         for split, _, story in _split(stories, config.valid_every):
@@ -153,7 +180,7 @@ def _write_speech(
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
     words = config.real_words if kind == "real" else config.tts_words
-    stories = draw_stories(sub_seed(config.seed, f"speech/{kind}"), words)
+    stories = draw_stories(sub_seed(config.seed, f"speech/{kind}"), words, config.lexicon)
     rng = np.random.default_rng(sub_seed(config.seed, f"render/{kind}"))
     voices = np.asarray(speakers)[rng.integers(0, len(speakers), len(stories))]
     counts: dict[str, float] = {"documents": len(stories), "words": 0, "units": 0, "frames": 0}

@@ -153,6 +153,47 @@ TOPICS = (
 FUNCTION_WORDS = ("the", "a", "two", "is", "in", "it", "near", "likes", "sees", ".")
 
 
+@dataclasses.dataclass(frozen=True)
+class Lexicon:
+    """The part of the world's words that its stories use: the first ``topics`` topics with
+    their first ``objects_per_topic`` objects, and the first ``names`` characters (the events
+    are always all six). A smaller lexicon is a narrower corpus: fewer associations to learn
+    per token, so a smaller model learns them within a smaller budget."""
+
+    topics: tuple[Topic, ...] = TOPICS
+    names: tuple[str, ...] = NAMES
+
+    @classmethod
+    def sized(cls, topics: int, objects_per_topic: int, names: int) -> Lexicon:
+        for field, value, most in (
+            ("topics", topics, len(TOPICS)),
+            ("objects_per_topic", objects_per_topic, len(TOPICS[0].objects)),
+            ("names", names, len(NAMES)),
+        ):
+            if not (2 if field != "names" else 1) <= value <= most:
+                low = 2 if field != "names" else 1
+                raise ValueError(f"field '{field}' = {value}: must be in [{low}, {most}]")
+        chosen = tuple(
+            dataclasses.replace(t, objects=t.objects[:objects_per_topic]) for t in TOPICS[:topics]
+        )
+        return cls(topics=chosen, names=NAMES[:names])
+
+    def words(self) -> list[str]:
+        """Every word this lexicon's stories can contain, sorted."""
+        words = set(self.names) | set(FUNCTION_WORDS)
+        for event in EVENTS:
+            words |= {event.cause, event.effect, *event.middle}
+        for topic in self.topics:
+            words |= {*topic.places, *topic.objects, *topic.adjectives}
+            words |= {*topic.creatures, *map(plural, topic.creatures)}
+            words |= {*topic.verbs, *map(singular_verb, topic.verbs)}
+        words.discard("{o}")
+        return sorted(words)
+
+
+FULL = Lexicon()
+
+
 def plural(noun: str) -> str:
     return noun + "s"
 
@@ -162,16 +203,9 @@ def singular_verb(verb: str) -> str:
 
 
 def all_words() -> list[str]:
-    """Every word a story can contain, sorted (the text tokenizer's vocabulary)."""
-    words = set(NAMES) | set(FUNCTION_WORDS)
-    for event in EVENTS:
-        words |= {event.cause, event.effect, *event.middle}
-    for topic in TOPICS:
-        words |= {*topic.places, *topic.objects, *topic.adjectives}
-        words |= {*topic.creatures, *map(plural, topic.creatures)}
-        words |= {*topic.verbs, *map(singular_verb, topic.verbs)}
-    words.discard("{o}")
-    return sorted(words)
+    """Every word of the full lexicon, sorted (the text tokenizer's vocabulary, whatever part
+    of it a world's stories use)."""
+    return FULL.words()
 
 
 def check_lexicon() -> None:

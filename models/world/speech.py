@@ -7,9 +7,13 @@ It stands in for "TTS or a human reads the text, mHuBERT-25Hz + k-means turns th
   phone; doubled letters and a final silent "e" are dropped), so a non-word gets a plausible
   pronunciation too; "." is a long pause;
 * each of the 33 phones owns a block of 13 units, silence owns units 0–11 and units 441–499
-  mark transitions between phones (coarticulation). A speaker realises a phone with 4 units of
-  its block (2 for the onset, 2 for the rest), at its own speaking rate, with jitter on the
-  durations; a pause of Poisson frames follows each word;
+  mark transitions between phones (coarticulation). Every phone has a typical onset unit and a
+  typical body unit of its block — the clusters most speakers' audio of that phone falls in, as
+  mHuBERT's units follow phones more than voices. A speaker realises a phone with 4 units
+  (2 for the onset, 2 for the rest, one of the two drawn per occurrence), each the typical one
+  except with probability ``speaker_spread``, where it is another unit of the block (how far
+  this voice's audio lands from the majority's clusters); at its own speaking rate, with jitter
+  on the durations; a pause of Poisson frames follows each word;
 * the single "synthetic" speaker (a TTS voice) speaks at a fixed rate with little jitter and no
   noise; "real" speakers differ in their units, rate, jitter and pauses, and a small fraction
   of their segments is replaced by a random unit (noise).
@@ -85,13 +89,28 @@ class Rendered:
     """int [num_words, 2]: each word's [start, end) frame."""
 
 
+def _phone_blocks() -> list[np.ndarray]:
+    """The units of each phone: silence and pause share units 0–11, then 13 per phone."""
+    blocks = [np.arange(SILENCE_UNITS)] + [
+        SILENCE_UNITS + PHONE_BLOCK * k + np.arange(PHONE_BLOCK) for k in range(len(PHONES) - 2)
+    ]
+    return [blocks[max(0, p - 1)] for p in range(len(PHONES))]
+
+
 class PseudoSpeech:
     """Deterministic voices from a seed: ``num_real`` real speakers and one synthetic one."""
 
-    def __init__(self, seed: int, num_real: int = 20) -> None:
+    def __init__(self, seed: int, num_real: int = 20, speaker_spread: float = 1.0) -> None:
+        if not 0.0 <= speaker_spread <= 1.0:
+            raise ValueError(f"speaker_spread = {speaker_spread}: must be in [0, 1]")
         rng = np.random.default_rng([seed, 0x5BEE])
-        self.voices = [self._voice(rng, synthetic=False) for _ in range(num_real)]
-        self.voices.append(self._voice(rng, synthetic=True))
+        blocks = _phone_blocks()
+        typical = np.stack([rng.choice(b, 2, replace=False) for b in blocks])
+        self.voices = [
+            self._voice(rng, typical, blocks, speaker_spread, synthetic=False)
+            for _ in range(num_real)
+        ]
+        self.voices.append(self._voice(rng, typical, blocks, speaker_spread, synthetic=True))
         self.synthetic = num_real
         self.transition = TRANSITION_BASE + rng.integers(
             0, NUM_UNITS - TRANSITION_BASE, size=(len(PHONES), len(PHONES))
@@ -103,13 +122,19 @@ class PseudoSpeech:
         self._stack()
 
     @staticmethod
-    def _voice(rng: np.random.Generator, synthetic: bool) -> Voice:
-        blocks = [np.arange(SILENCE_UNITS)] + [
-            SILENCE_UNITS + PHONE_BLOCK * k + np.arange(PHONE_BLOCK) for k in range(len(PHONES) - 2)
-        ]
-        units = np.stack(
-            [rng.choice(blocks[max(0, p - 1)], 4, replace=False) for p in range(len(PHONES))]
-        )
+    def _voice(
+        rng: np.random.Generator,
+        typical: np.ndarray,
+        blocks: list[np.ndarray],
+        spread: float,
+        synthetic: bool,
+    ) -> Voice:
+        """A voice whose units are the typical ones (slots 0–1 onset, 2–3 body) except with
+        probability ``spread`` each, where they are any unit of the phone's block."""
+        units = typical[:, [0, 0, 1, 1]].copy()
+        for p, block in enumerate(blocks):
+            stray = rng.random(4) < spread
+            units[p, stray] = rng.choice(block, int(stray.sum()))
         if synthetic:
             return Voice(units=units, rate=1.0, jitter=0.1, pause_frames=1.0, noise=0.0)
         return Voice(

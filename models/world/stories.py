@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import random
 
-from slscale.models.world.lexicon import EVENTS, NAMES, TOPICS, Topic, plural, singular_verb
+from slscale.models.world.lexicon import EVENTS, FULL, Lexicon, Topic, plural, singular_verb
 
 Sentence = tuple[str, ...]
 
@@ -32,7 +32,7 @@ class Story:
     """One story and the facts its ending depends on."""
 
     topic: int
-    """Index into TOPICS."""
+    """Index into the lexicon's topics."""
     name: str
     event: int
     """Index into EVENTS."""
@@ -120,10 +120,10 @@ def filler(rng: random.Random, name: str, topic: Topic) -> Sentence:
     return (name, "likes", "the", rng.choice(topic.places), ".")
 
 
-def draw_story(rng: random.Random) -> Story:
+def draw_story(rng: random.Random, lexicon: Lexicon = FULL) -> Story:
     """One story with uniformly drawn topic, character, event and object."""
-    t = rng.randrange(len(TOPICS))
-    topic, name = TOPICS[t], rng.choice(NAMES)
+    t = rng.randrange(len(lexicon.topics))
+    topic, name = lexicon.topics[t], rng.choice(lexicon.names)
     e, obj = rng.randrange(len(EVENTS)), rng.choice(topic.objects)
     event = EVENTS[e]
     sentences: list[Sentence] = [(name, "is", "in", "the", rng.choice(topic.places), ".")]
@@ -137,13 +137,13 @@ def draw_story(rng: random.Random) -> Story:
     return Story(topic=t, name=name, event=e, obj=obj, sentences=tuple(sentences))
 
 
-def draw_stories(seed: int, min_words: int) -> list[Story]:
+def draw_stories(seed: int, min_words: int, lexicon: Lexicon = FULL) -> list[Story]:
     """Stories from ``seed`` until they hold at least ``min_words`` words ("." included)."""
     rng = random.Random(seed)
     stories: list[Story] = []
     total = 0
     while total < min_words:
-        story = draw_story(rng)
+        story = draw_story(rng, lexicon)
         stories.append(story)
         total += sum(len(s) for s in story.sentences)
     return stories

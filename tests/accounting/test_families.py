@@ -116,12 +116,19 @@ def test_total_n_convention_does_not_match_cuervo_marxer_20m() -> None:
     assert abs(total / 20e6 - 1) > 0.03
 
 
-@pytest.mark.parametrize("name", ["mini-25k", "mini-50k", "mini-100k", "mini-200k", "mini-400k"])
+MINI4 = ["mini4-25k", "mini4-50k", "mini4-80k", "mini4-100k", "mini4-150k", "mini4-200k"]
+
+
+@pytest.mark.parametrize(
+    "name", ["mini-25k", "mini-50k", "mini-100k", "mini-200k", "mini-400k", *MINI4]
+)
 def test_mini_presets_have_the_size_in_their_name(name: str) -> None:
-    target = parse_size(name.removeprefix("mini-"))
+    target = parse_size(name.split("-")[1])
     arch = resolve_architecture("llama", name)
     assert non_embedding_params("llama", arch) == pytest.approx(target, rel=0.03)
-    if target >= 50e3:  # sized by the rule and frozen
+    if name.startswith("mini4-"):
+        assert arch.num_layers == 4 and arch.num_kv_heads == arch.num_heads
+    elif target >= 50e3:  # sized by the rule and frozen
         assert resolve_architecture("llama", f"{target:.0f}", vocab_size=arch.vocab_size) == arch
 
 
