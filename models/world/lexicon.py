@@ -165,13 +165,13 @@ class Lexicon:
 
     @classmethod
     def sized(cls, topics: int, objects_per_topic: int, names: int) -> Lexicon:
-        for field, value, most in (
-            ("topics", topics, len(TOPICS)),
-            ("objects_per_topic", objects_per_topic, len(TOPICS[0].objects)),
-            ("names", names, len(NAMES)),
+        # a tSC/sSC negative needs another topic and another object; one name is enough
+        for field, value, low, most in (
+            ("topics", topics, 2, len(TOPICS)),
+            ("objects_per_topic", objects_per_topic, 2, len(TOPICS[0].objects)),
+            ("names", names, 1, len(NAMES)),
         ):
-            if not (2 if field != "names" else 1) <= value <= most:
-                low = 2 if field != "names" else 1
+            if not low <= value <= most:
                 raise ValueError(f"field '{field}' = {value}: must be in [{low}, {most}]")
         chosen = tuple(
             dataclasses.replace(t, objects=t.objects[:objects_per_topic]) for t in TOPICS[:topics]

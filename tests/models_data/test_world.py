@@ -146,11 +146,33 @@ def test_bigram_is_at_chance_and_story_structure_is_not(world: Path):
         ("words", 0, "field 'words' = 0: must be positive"),
         ("speech_words", -5, "field 'speech_words' = -5: must be >= 0"),
         ("held_out_speakers", 20, "field 'held_out_speakers' = 20: must be in"),
+        ("topics", 1, r"field 'topics' = 1: must be in \[2, 10\]"),
+        ("objects_per_topic", 7, r"field 'objects_per_topic' = 7: must be in \[2, 6\]"),
+        ("names", 0, r"field 'names' = 0: must be in \[1, 16\]"),
+        ("speaker_spread", 1.5, r"field 'speaker_spread' = 1.5: must be in \[0, 1\]"),
     ],
 )
 def test_bad_world_config(field: str, value: int, message: str):
     with pytest.raises(ConfigError, match=message):
         WorldConfig(**{field: value})
+
+
+def test_a_narrow_lexicon_is_all_the_stories_and_eval_sets_use(tmp_path: Path):
+    config = WorldConfig(words=3000, eval_pairs=40, topics=2, objects_per_topic=2, names=1)
+    generate_world(tmp_path, config)
+    allowed = set(config.lexicon.words())
+    assert len(allowed) < len(all_words())
+    texts = list(read_text(tmp_path / "text" / "train.jsonl"))
+    assert {w for t in texts for w in t.split()} <= allowed
+    for pair in read_manifest(tmp_path / "eval" / "tsc_tt.jsonl"):
+        words = f"{pair.prompt.text} {pair.positive.text} {pair.negative.text}".split()
+        assert set(words) <= allowed and words[0] == "tom"  # the one name
+
+
+def test_speaker_spread_zero_gives_every_voice_the_typical_units():
+    same, apart = PseudoSpeech(seed=3, speaker_spread=0.0), PseudoSpeech(seed=3)
+    assert all((v.units == same.voices[0].units).all() for v in same.voices)
+    assert not all((v.units == apart.voices[0].units).all() for v in apart.voices)
 
 
 def test_five_million_words(tmp_path: Path):  # text only: a few seconds
