@@ -65,6 +65,17 @@ def metric_figure(study: Study, fits: StudyFits) -> Figure:
     return plot_metric.metric_vs_compute(laws, refs)
 
 
+def margin_figure(study: Study, fits: StudyFits) -> Figure:
+    if study.scores.empty:
+        raise Unsupported("no evaluation scores in the store (sSC/tSC come from the evaluator)")
+    laws = {b: fits.by_arm("margin", b) for b in METRICS}
+    laws = {b: arms for b, arms in laws.items() if arms}
+    if not laws:
+        reasons = "; ".join(r for b in METRICS for r in fits.reasons("margin", b))
+        raise Unsupported(f"no sSC/tSC margin law could be fitted ({reasons or 'no scores'})")
+    return plot_metric.margin_vs_compute(laws)
+
+
 def isoflop_figure(study: Study, fits: StudyFits) -> Figure:
     return plot_loss.isoflop_curves(_fits_or_reason(fits, "approach2", "IsoFLOP profile"))
 
@@ -124,6 +135,11 @@ FIGURES: tuple[tuple[str, str, FigureBuilder], ...] = (
         "metric_vs_compute",
         "sSC/tSC of the best run per budget vs compute (SIMS Fig. 1)",
         metric_figure,
+    ),
+    (
+        "margin_vs_compute",
+        "sSC/tSC log-likelihood margin of the best run per budget vs compute",
+        margin_figure,
     ),
     ("isoflop", "IsoFLOP profiles: loss vs N per budget (SIMS Fig. 4)", isoflop_figure),
     (

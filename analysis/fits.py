@@ -2,7 +2,8 @@
 
 For every arm of the scaling runs it fits Approach 3 (parametric loss), Approach 2 (IsoFLOP
 parabolas), Approach 1 (training-curve envelope) and the metric laws Q(C) = a·C^b of sSC and
-tSC on the best run per budget (SIMS Fig. 1). A fit the data cannot support is recorded with
+tSC on the best run per budget (SIMS Fig. 1), and the margin laws of the same benchmarks'
+log-likelihood margins. A fit the data cannot support is recorded with
 the reason instead. The result is a :class:`~slscale.analysis.fitset.StudyFits`; plot
 functions only ever receive its FitResults.
 """
@@ -18,7 +19,14 @@ import numpy as np
 from slscale.analysis.fitset import KINDS, METRICS, FitEntry, StudyFits, fit_name, load_references
 from slscale.analysis.study import Study
 from slscale.errors import ConfigError, SlscaleError
-from slscale.fitting import EnvelopeFit, FitResult, IsoFlopFit, MetricPowerLaw, ParametricLossFit
+from slscale.fitting import (
+    EnvelopeFit,
+    FitResult,
+    IsoFlopFit,
+    MarginLaw,
+    MetricPowerLaw,
+    ParametricLossFit,
+)
 from slscale.fitting.isoflop import fit_vertices
 
 CONVENTIONS = {
@@ -59,7 +67,7 @@ def fit_study(study: Study, settings: FitSettings | None = None) -> StudyFits:
     entries: list[FitEntry] = []
     skipped: dict[str, str] = {}
     jobs = [(kind, arm, "") for arm in study.arms for kind in KINDS[:3]]
-    jobs += [("metric", arm, metric) for arm in study.arms for metric in METRICS]
+    jobs += [(k, arm, metric) for k in KINDS[3:] for arm in study.arms for metric in METRICS]
     for kind, arm, benchmark in jobs:
         try:
             with warnings.catch_warnings():
@@ -156,11 +164,39 @@ def _metric(study: Study, arm: str, benchmark: str, settings: FitSettings) -> Fi
     )
 
 
+def _margin(study: Study, arm: str, benchmark: str, settings: FitSettings) -> FitResult:
+    scores = study.arm_scores(arm, benchmark)
+    if "margin" in scores:
+        scores = scores[np.isfinite(scores["margin"].astype(float))]
+    if scores.empty or "margin" not in scores:
+        raise ConfigError(
+            f"arm '{arm}': no {benchmark} log-likelihood margins in {study.source} (scores "
+            "written before margins were stored; re-run `slscale eval` to add them)"
+        )
+    fit = MarginLaw(method="best_per_budget", **_common(settings))
+    conventions = {
+        **CONVENTIONS,
+        "metric": f"{benchmark} mean log-likelihood margin, correct minus wrong",
+        "convention": ", ".join(sorted(set(scores["convention"].astype(str)))),
+        "source": study.source,
+    }
+    fit.fit(scores["flops"], scores["margin"], conventions=conventions, label=f"{arm} {benchmark}")
+    return dataclasses.replace(
+        fit.result_,
+        data={
+            **fit.result_.data,
+            "n_params": scores["n_params"].to_numpy(),
+            "run_id": scores["run_id"].astype(str).tolist(),
+        },
+    )
+
+
 _FITTERS = {
     "approach3": _approach3,
     "approach2": _approach2,
     "approach1": _approach1,
     "metric": _metric,
+    "margin": _margin,
 }
 
 

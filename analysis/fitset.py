@@ -23,8 +23,9 @@ from slscale.fitting.reference import load_reference
 from slscale.fitting.results import FitResult
 
 INDEX_SCHEMA = "slscale.figure-fits/1"
-KINDS = ("approach3", "approach2", "approach1", "metric")
-"""Fits made per arm: Approaches 3, 2, 1 on losses; metric laws on scores."""
+KINDS = ("approach3", "approach2", "approach1", "metric", "margin")
+"""Fits made per arm: Approaches 3, 2, 1 on losses; metric laws on scores; margin laws on
+the scores' log-likelihood margins."""
 METRICS = ("sSC", "tSC")
 """Benchmarks with a metric law (SIMS Fig. 1)."""
 REFERENCES = {
@@ -40,7 +41,7 @@ class FitEntry:
     """One fit of one arm."""
 
     kind: str
-    """'approach3', 'approach2', 'approach1' or 'metric'."""
+    """'approach3', 'approach2', 'approach1', 'metric' or 'margin'."""
     arm: str
     """The arm (modality) fitted."""
     result: FitResult

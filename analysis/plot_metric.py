@@ -23,7 +23,8 @@ from slscale.analysis.style import (
     new_figure,
     paper_style,
 )
-from slscale.fitting.results import FitResult
+from slscale.fitting import laws
+from slscale.fitting.results import MARGIN, FitResult
 
 _REFERENCE_ARMS = {"pythia": "text", "text": "text"}
 _REFERENCE_NAMES = {
@@ -52,8 +53,34 @@ def metric_vs_compute(
     return fig
 
 
+def margin_vs_compute(fits: Mapping[str, Mapping[str, FitResult]]) -> Figure:
+    """One panel per benchmark: the best run's log-likelihood margin per budget and each
+    arm's margin law m + s·log10(C/1e12) with its bootstrap band; zero (chance) dotted.
+
+    ``fits``: benchmark -> arm -> margin FitResult.
+    """
+    with paper_style():
+        fig, axes = new_figure(len(fits), height_in=3.3)
+        for ax, (benchmark, arms) in zip(axes, fits.items(), strict=True):
+            _metric_panel(ax, benchmark, arms, (), log_y=False)
+            ax.axhline(0.0, color="0.5", linestyle=":", linewidth=0.8, zorder=1)
+            unit = _margin_unit(next(iter(arms.values())))
+            ax.set_ylabel(f"{benchmark} log-likelihood margin ({unit})")
+    return fig
+
+
+def _margin_unit(fit: FitResult) -> str:
+    convention = str(fit.conventions.get("convention", ""))
+    return "nats per item" if "nll=sum" in convention else "nats per token"
+
+
 def _metric_panel(
-    ax: Axes, benchmark: str, arms: Mapping[str, FitResult], references: Sequence[FitResult]
+    ax: Axes,
+    benchmark: str,
+    arms: Mapping[str, FitResult],
+    references: Sequence[FitResult],
+    *,
+    log_y: bool = True,
 ) -> None:
     flops = np.concatenate([np.asarray(f.data["flops"], np.float64) for f in arms.values()])
     grid = np.geomspace(flops.min() / 10**_PAD_DEX, flops.max() * 10**_PAD_DEX, 200)
@@ -61,11 +88,12 @@ def _metric_panel(
         _arm_points_and_law(ax, arm, fit, grid, MARKERS[k % len(MARKERS)], list(arms))
     ax.set_xlim(grid[0], grid[-1])
     ax.autoscale(axis="y")
-    ax.set_ylim(*_padded(ax.get_ylim()))
+    ax.set_ylim(*_padded(ax.get_ylim(), log=log_y))
     for ref in references:
         _reference_line(ax, ref, grid)
     log_axis(ax, "x", "flops")
-    log_axis(ax, "y", "plain")
+    if log_y:
+        log_axis(ax, "y", "plain")
     ax.set_xlabel("Compute $C = 6ND$ (FLOPs)")
     ax.set_ylabel(f"{benchmark} accuracy")
     legend_above(ax, ncol=1)
@@ -98,20 +126,29 @@ def _arm_points_and_law(
         edgecolors="white",
         linewidths=0.4,
     )
-    a, b = fit.params["a"], fit.params["b"]
-    ax.plot(grid, fit.predict_metric(grid), color=color, label=f"{arm}: {law_text(a, b)}")
+    if fit.law == MARGIN:
+        m, s = fit.params["m"], fit.params["s"]
+        text = f"{arm}: ${m:.3g} {'+' if s >= 0 else '-'} {abs(s):.2g}\\log_{{10}}(C/10^{{12}})$"
+        ax.plot(grid, fit.predict_margin(grid), color=color, label=text)
+    else:
+        a, b = fit.params["a"], fit.params["b"]
+        ax.plot(grid, fit.predict_metric(grid), color=color, label=f"{arm}: {law_text(a, b)}")
     band = metric_band(fit, grid)
     if band is not None:
         ax.fill_between(grid, band[0], band[1], color=color, alpha=0.18, linewidth=0)
 
 
 def metric_band(fit: FitResult, flops: np.ndarray) -> np.ndarray | None:
-    """(2, len(flops)) percentile band of a·C^b over the fit's bootstrap draws, or None."""
+    """(2, len(flops)) percentile band of the law (a·C^b, or a margin law) over the fit's
+    bootstrap draws, or None."""
     draws = fit.draws()
     if draws is None:
         return None
     with np.errstate(over="ignore", invalid="ignore"):
-        values = draws["a"][:, None] * flops[None, :] ** draws["b"][:, None]
+        if fit.law == MARGIN:
+            values = laws.margin_law(flops[None, :], m=draws["m"][:, None], s=draws["s"][:, None])
+        else:
+            values = draws["a"][:, None] * flops[None, :] ** draws["b"][:, None]
     tail = 50 * (1 - fit.confidence)
     return np.asarray(np.nanpercentile(values, [tail, 100 - tail], axis=0))
 
@@ -145,7 +182,13 @@ def reference_name(ref: FitResult) -> str:
     return label[: -len(metric)].rstrip() if metric and label.endswith(metric) else label
 
 
-def _padded(limits: tuple[float, float], fraction: float = 0.04) -> tuple[float, float]:
+def _padded(
+    limits: tuple[float, float], fraction: float = 0.04, *, log: bool = True
+) -> tuple[float, float]:
+    if not log:
+        low, high = limits
+        pad = fraction * (high - low or 1.0)
+        return float(low - pad), float(high + pad)
     low, high = np.log(limits)
     pad = fraction * (high - low or 1.0)
     return float(np.exp(low - pad)), float(np.exp(high + pad))

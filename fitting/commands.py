@@ -21,6 +21,7 @@ from slscale.fitting import sources
 from slscale.fitting.approach1 import EnvelopeFit
 from slscale.fitting.approach2 import IsoFlopFit, SamplingWarning
 from slscale.fitting.approach3 import ParametricLossFit
+from slscale.fitting.margin import MarginLaw
 from slscale.fitting.metric import MetricPowerLaw
 from slscale.fitting.report import format_result
 from slscale.fitting.results import FitResult
@@ -30,7 +31,8 @@ METHODS = {
     "approach3": "L(N, D) = E + A/N^alpha + B/D^beta (Huber, 4,500 starts, bootstrap CIs)",
     "approach2": "IsoFLOP parabolas per budget -> N_opt, D_opt power laws",
     "approach1": "minimum-loss envelope of training curves -> N_opt, D_opt power laws",
-    "metric": "Q(C) = a*C^b on the best run per budget (or the envelope)",
+    "metric": "Q(C) = a*C^b (or margin m + s*log10(C/1e12)) on the best run per budget "
+    "(or the envelope)",
 }
 
 
@@ -68,7 +70,18 @@ def _arguments(p: argparse.ArgumentParser, method: str) -> None:
     cols.add_argument("--budget-col", help="compute-budget labels (default: grouped FLOPs)")
     cols.add_argument("--run-col", default="run_id", help="run id column (approach1)")
     if method == "metric":
-        cols.add_argument("--metric-col", default="value", help="score column (value)")
+        cols.add_argument(
+            "--metric-col",
+            default="value",
+            help="score column (value; store: value = accuracy, margin = log-likelihood margin)",
+        )
+        p.add_argument(
+            "--law",
+            choices=("power", "margin"),
+            default="power",
+            help="power: Q = a*C^b (Q > 0); margin: m + s*log10(C/1e12), for margins that may "
+            "be <= 0 (fit the store's margins with --metric-col margin --law margin)",
+        )
         cols.add_argument("--benchmark", help="store: benchmark to fit (e.g. sSC)")
         cols.add_argument("--variant", help="store: benchmark variant")
         p.add_argument(
@@ -247,9 +260,8 @@ def _metric(
             "metric": f"column '{args.metric_col}'",
             "source": table.source,
         }
-    fit = MetricPowerLaw(
-        method=args.selection, higher_is_better=not args.lower_is_better, **_common(args)
-    )
+    law = MarginLaw if args.law == "margin" else MetricPowerLaw
+    fit = law(method=args.selection, higher_is_better=not args.lower_is_better, **_common(args))
     fit.fit(flops, value, budget=budget, run_id=run_id, conventions=conventions, label=args.label)
     return fit.result_, notes
 
@@ -275,14 +287,26 @@ def _store_scores(args: argparse.Namespace, runs: Table, store: str) -> tuple[An
             )
         flops = 6.0 * evals["run_id"].map(by_run[args.params_col]) * evals["tokens"]
         compute = f"6 * '{args.params_col}' * tokens at the evaluated step"
+    if args.metric_col not in evals or evals[args.metric_col].isna().all():
+        raise ConfigError(
+            f"--metric-col {args.metric_col}: the store's {args.benchmark} scores have no such "
+            "values (use value or margin; margins exist for scores written by this version's "
+            "`slscale eval`)"
+        )
+    missing = evals[evals[args.metric_col].isna()]
+    if not missing.empty:
+        raise ConfigError(
+            f"run {missing.iloc[0]['run_id']}: its {args.benchmark} score has no "
+            f"{args.metric_col}; re-run `slscale eval` on it"
+        )
     conventions = {
         "flops": compute,
-        "metric": f"{args.benchmark} {args.variant or ''}".strip(),
+        "metric": f"{args.benchmark} {args.variant or ''} {args.metric_col}".strip(),
         "source": f"store {store}",
     }
     return (
         np.asarray(flops, float),
-        np.asarray(evals["value"], float),
+        np.asarray(evals[args.metric_col], float),
         evals["run_id"].to_numpy(),
         conventions,
     )

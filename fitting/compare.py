@@ -18,6 +18,7 @@ from slscale.errors import ConfigError
 from slscale.fitting import laws
 from slscale.fitting.results import (
     ALLOCATION,
+    MARGIN,
     METRIC,
     PARAMETRIC,
     ArmComparison,
@@ -64,7 +65,9 @@ def compare_arms(
         target=target,
         flops_to_target=reach[0] if reach else None,
         compute_multiplier=reach[1] if reach else None,
-        allocation=_allocation(pairs, flops, labels) if first.law != METRIC else None,
+        allocation=(
+            _allocation(pairs, flops, labels) if first.law not in (METRIC, MARGIN) else None
+        ),
         confidence=first.confidence,
         notes=(*notes, *pairs.notes()),
     )
@@ -81,6 +84,7 @@ def _alloc_a(p: Params) -> Any:
 
 _EXPONENTS: dict[str, tuple[str, Callable[[Params], Any]]] = {
     METRIC: ("b", lambda p: p["b"]),
+    MARGIN: ("s", lambda p: p["s"]),
     PARAMETRIC: ("gamma", _gamma),
     ALLOCATION: ("a", _alloc_a),
 }
@@ -129,6 +133,10 @@ def _reach(pairs: _Pairs, law: str, target: float) -> tuple[tuple[Estimate, Esti
 
         def need(p: Params) -> Any:
             return laws.flops_for_metric(target, a=p["a"], b=p["b"])
+    elif law == MARGIN:
+
+        def need(p: Params) -> Any:
+            return laws.flops_for_margin(target, m=p["m"], s=p["s"])
     elif law == PARAMETRIC:
 
         def need(p: Params) -> Any:

@@ -96,6 +96,24 @@ def flops_for_metric(target: float, *, a: Scalar, b: Scalar) -> FloatArray:
         return np.asarray((target / np.asarray(a, np.float64)) ** (1.0 / np.asarray(b)))
 
 
+def margin_law(flops: ArrayLike, *, m: Scalar, s: Scalar) -> FloatArray:
+    """Margin(C) = m + s·log10(C / 1e12): s is the gain per decade of compute, m the margin
+    at 1e12 FLOPs."""
+    return np.asarray(m + s * (np.log10(np.asarray(flops, np.float64)) - MARGIN_LOG10_C0))
+
+
+MARGIN_LOG10_C0 = 12.0
+"""log10 of the compute at which a margin law's intercept m is read (1e12 FLOPs)."""
+
+
+def flops_for_margin(target: float, *, m: Scalar, s: Scalar) -> FloatArray:
+    """Compute C at which m + s·log10(C/1e12) equals ``target``: 1e12·10^((target − m)/s)
+    (inf where s = 0)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        decades = (target - np.asarray(m, np.float64)) / np.asarray(s, np.float64)
+        return np.asarray(10.0 ** (MARGIN_LOG10_C0 + decades))
+
+
 def power_law(flops: ArrayLike, *, coef: Scalar, exponent: Scalar) -> FloatArray:
     """k·C^e (used for N_opt(C) and D_opt(C) of Approaches 1 and 2)."""
     return np.asarray(coef * np.asarray(flops, np.float64) ** exponent)

@@ -28,6 +28,15 @@ class MetricPowerLaw:
     """Fit Q(C) = a·C^b. Learned: ``points_`` (the C and Q fitted), ``params_`` (a, b),
     ``ci_``, ``bootstrap_params_``, ``extrapolation_``, ``result_``."""
 
+    # The law is a straight line in transformed coordinates (:meth:`_line`, :meth:`predict`);
+    # a subclass changes the transform, the law's name and which parameter is its slope.
+    METHOD = "metric"
+    LAW = METRIC
+    SLOPE = "b"
+    OBJECTIVE = "least squares of log Q on log C"
+    POSITIVE = True
+    """Values must be > 0 (a power law)."""
+
     def __init__(
         self,
         *,
@@ -64,7 +73,7 @@ class MetricPowerLaw:
         conventions: Mapping[str, Any] | None = None,
         label: str = "",
     ) -> Self:
-        """Fit scores ``value`` (> 0) of runs or checkpoints trained with ``flops``.
+        """Fit scores ``value`` (> 0 for a power law) of runs or checkpoints trained with ``flops``.
 
         ``budget`` labels the compute budgets (default: FLOPs grouped); ``run_id`` (envelope
         only) lets the extrapolation check hold out whole runs.
@@ -72,7 +81,7 @@ class MetricPowerLaw:
         if self.method not in ("best_per_budget", "envelope"):
             raise ConfigError(f"method = {self.method!r}: use 'best_per_budget' or 'envelope'")
         c = tables.as_column("flops", flops)
-        q = tables.as_column("value", value)
+        q = tables.as_column("value", value, positive=self.POSITIVE)
         tables.same_length(flops=c, value=q)
         check_bootstrap(self.n_bootstrap)
         labels, _ = tables.budget_labels(c, budget, gap_dex=self.budget_gap_dex)
@@ -83,8 +92,7 @@ class MetricPowerLaw:
                 f"a metric power law needs points at two or more compute budgets; the "
                 f"{self.method} selection left {keep.size} point(s) at one budget"
             )
-        log_a, b = loglog_fit(c[keep], q[keep])
-        self.params_ = {"a": float(np.exp(log_a)), "b": float(b)}
+        self.params_ = {k: float(v) for k, v in self._line(c[keep], q[keep]).items()}
         self._bootstrap()
         self.extrapolation_ = (
             self._extrapolate(c, q, labels, keep, run_id) if self.validate else None
@@ -114,9 +122,13 @@ class MetricPowerLaw:
             return
         rng = np.random.default_rng(self.random_state)
         c, q = self.points_["flops"], self.points_["value"]
-        log_a, b = loglog_fit(c, q, resample_counts(rng, c.size, self.n_bootstrap))
-        self.bootstrap_params_ = {"a": np.exp(log_a), "b": b}
+        self.bootstrap_params_ = self._line(c, q, resample_counts(rng, c.size, self.n_bootstrap))
         self.ci_ = percentile_ci(self.bootstrap_params_, self.confidence)
+
+    def _line(self, c: FloatArray, q: FloatArray, weights: Any = None) -> dict[str, Any]:
+        """The law's parameters fitted to (C, Q), one set per weight row: log Q on log C."""
+        log_a, b = loglog_fit(c, q, weights)
+        return {"a": np.exp(log_a), "b": b}
 
     def _extrapolate(
         self, c: FloatArray, q: FloatArray, labels: Any, keep: np.ndarray, run_id: ArrayLike | None
@@ -127,7 +139,7 @@ class MetricPowerLaw:
             tested = keep[test[keep]]
             if tested.size == 0:
                 raise ConfigError("the held-out rows contribute no fitted point")
-            train = MetricPowerLaw(
+            train = type(self)(
                 method=self.method,
                 higher_is_better=self.higher_is_better,
                 n_bootstrap=0,
@@ -171,11 +183,11 @@ class MetricPowerLaw:
         label: str,
     ) -> FitResult:
         return FitResult(
-            method="metric",
-            law=METRIC,
+            method=self.METHOD,
+            law=self.LAW,
             label=label,
             params=self.params_,
-            exponents={"b": self.params_["b"]},
+            exponents={self.SLOPE: self.params_[self.SLOPE]},
             ci=self.ci_,
             confidence=self.confidence,
             n_points=int(keep.size),
@@ -187,7 +199,7 @@ class MetricPowerLaw:
             },
             conventions={**conventions, "higher_is_better": self.higher_is_better},
             objective={
-                "name": "least squares of log Q on log C",
+                "name": self.OBJECTIVE,
                 "selection": self.method,
                 "bootstrap": {"n_resamples": self.n_bootstrap, "resampling": "fitted points"},
             },

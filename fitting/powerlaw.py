@@ -25,7 +25,15 @@ def loglog_fit(
     ``weights`` is None, (points,) or (rows, points). A row whose weighted points do not
     span two distinct x values gives NaN.
     """
-    lx, ly = np.log(np.asarray(x, np.float64)), np.log(np.asarray(y, np.float64))
+    return line_fit(np.log(np.asarray(x, np.float64)), np.log(np.asarray(y, np.float64)), weights)
+
+
+def line_fit(
+    x: ArrayLike, y: ArrayLike, weights: ArrayLike | None = None
+) -> tuple[FloatArray, FloatArray]:
+    """Weighted least squares of y on x: (intercept, slope), one pair per weight row (as
+    :func:`loglog_fit`, without the logarithms)."""
+    lx, ly = np.asarray(x, np.float64), np.asarray(y, np.float64)
     w = np.ones_like(lx) if weights is None else np.asarray(weights, np.float64)
     total = w.sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):

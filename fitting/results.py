@@ -31,7 +31,9 @@ ALLOCATION = "compute_allocation"
 """N_opt = k_N·C^a, D_opt = k_D·C^b; params k_N, a, k_D, b."""
 METRIC = "metric_power_law"
 """Q(C) = a·C^b; params a, b."""
-LAWS = (PARAMETRIC, ALLOCATION, METRIC)
+MARGIN = "margin_log_linear"
+"""Margin(C) = m + s·log10(C/1e12) of a likelihood margin (may be ≤ 0); params m, s."""
+LAWS = (PARAMETRIC, ALLOCATION, METRIC, MARGIN)
 
 
 def package_versions() -> dict[str, str]:
@@ -53,7 +55,7 @@ class FitResult:
     """One fitted (or published) scaling law with its uncertainty and provenance."""
 
     method: str
-    """'approach1', 'approach2', 'approach3', 'metric' or 'reference'."""
+    """'approach1', 'approach2', 'approach3', 'metric', 'margin' or 'reference'."""
     law: str
     """Functional form: one of :data:`LAWS`."""
     params: Mapping[str, float]
@@ -61,7 +63,8 @@ class FitResult:
     ci: Mapping[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
     """Percentile bootstrap intervals at ``confidence`` for params and derived quantities."""
     exponents: Mapping[str, float] = dataclasses.field(default_factory=dict)
-    """Allocation exponents a (N_opt ∝ C^a) and b (D_opt ∝ C^b), or b of a metric law."""
+    """Allocation exponents a (N_opt ∝ C^a) and b (D_opt ∝ C^b), b of a metric law, or s (gain
+    per decade of compute) of a margin law."""
     confidence: float = 0.95
     """Coverage of every interval in ``ci``."""
     n_points: int = 0
@@ -103,6 +106,11 @@ class FitResult:
         """Q(C) of a metric power law."""
         self._require(METRIC)
         return laws.metric_law(flops, a=self.params["a"], b=self.params["b"])
+
+    def predict_margin(self, flops: ArrayLike) -> NDArray[np.float64]:
+        """Margin(C) of a margin law."""
+        self._require(MARGIN)
+        return laws.margin_law(flops, m=self.params["m"], s=self.params["s"])
 
     def optimal_allocation(
         self, flops: ArrayLike

@@ -186,16 +186,23 @@ def metric_value(run: Run, benchmark: str) -> float:
     return a * run.flops**b - OFF_OPTIMUM_PENALTY * off**2 + bonus
 
 
+MARGIN_PER_ACCURACY = 0.4
+"""The synthetic study's log-likelihood margin: this many nats per point of accuracy above
+chance (zero at chance, as a real model's mean margin is)."""
+
+
 def _evals(rid: str, run: Run, step: int, rng: Any) -> Iterable[EvalResult]:
     def row(benchmark: str, variant: str, value: float, at: int = step) -> EvalResult:
+        accuracy = float(np.clip(value + rng.normal(0, 0.001), 0, 1))
         return EvalResult(
             run_id=rid,
             step=at,
             benchmark=benchmark,
             variant=variant,
-            value=float(np.clip(value + rng.normal(0, 0.001), 0, 1)),
+            value=accuracy,
             n_items=1871,
             convention=CONVENTION,
+            margin=MARGIN_PER_ACCURACY * (accuracy - 0.5),
         )
 
     ssc, tsc = metric_value(run, "sSC"), metric_value(run, "tSC")

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from analysis_helpers import LAWS, METRIC_LAWS
+from analysis_helpers import LAWS, MARGIN_PER_ACCURACY, METRIC_LAWS
 
 from slscale.analysis.fits import FitSettings, with_curvatures
 from slscale.analysis.fitset import StudyFits
@@ -43,6 +43,21 @@ def test_metric_laws_are_recovered(fits, arm, benchmark):
     assert fit.n_points == 4  # the best run of each of the four budgets
     assert abs(fit.params["b"] - b) < 0.002
     assert abs(np.log(fit.params["a"] / a)) < 0.1
+
+
+@pytest.mark.parametrize(("arm", "benchmark"), sorted(METRIC_LAWS))
+def test_margin_laws_fit_the_best_margin_per_budget(fits, arm, benchmark):
+    metric, margin = fits.get("metric", arm, benchmark), fits.get("margin", arm, benchmark)
+    assert margin.law == "margin_log_linear" and margin.n_points == 4
+    c = np.asarray(margin.data["flops"])[np.asarray(margin.data["fitted"], bool)]
+    m = np.asarray(margin.data["value"])[np.asarray(margin.data["fitted"], bool)]
+    best = np.asarray(metric.data["value"])[np.asarray(metric.data["fitted"], bool)]
+    np.testing.assert_allclose(m, MARGIN_PER_ACCURACY * (best - 0.5))  # the same runs
+    slope, intercept = np.polyfit(np.log10(c) - 12, m, 1)
+    assert margin.params["s"] == pytest.approx(slope) and margin.params["m"] == pytest.approx(
+        intercept
+    )
+    assert margin.ci["s"][0] < slope < margin.ci["s"][1] and slope > 0
 
 
 def test_saved_fits_round_trip(fits, tmp_path):

@@ -251,6 +251,7 @@ def workdir(tmp_path: Path) -> Path:
                             float(0.3 * c[i] ** 0.01 * (1 - 0.01 * abs(i % 7 - 3))),
                             1871,
                             "sum",
+                            margin=float(0.005 * np.log10(c[i] / 1e18)) - 0.002 * abs(i % 7 - 3),
                         )
                     ]
                 )
@@ -371,6 +372,23 @@ def test_approach1_and_metric_from_the_store(run_cli, workdir, tmp_path, capsys)
     )
     assert run_cli(["fit", "metric", "--workdir", str(workdir), "--benchmark", "tSC"]) == 2
     assert "no 'tSC' evaluations" in capsys.readouterr().err
+
+
+def test_margin_law_from_the_store(run_cli, workdir, tmp_path, capsys):
+    out = tmp_path / "margin.json"
+    argv = ["fit", "metric", "--workdir", str(workdir), "--benchmark", "sSC"]
+    law = ["--metric-col", "margin", "--law", "margin", "--bootstrap", "50", "--json", str(out)]
+    assert run_cli(argv + law) == 0
+    margin = FitResult.load(out)
+    assert margin.law == "margin_log_linear" and margin.n_points == 4
+    assert margin.params["m"] == pytest.approx(-0.03, abs=1e-9)  # 0 at 1e18, 6 decades up
+    assert margin.params["s"] == pytest.approx(0.005, abs=1e-9)
+    assert "sSC" in margin.conventions["metric"] and "margin" in margin.conventions["metric"]
+    # The margins run from -0.016 to +0.005 nats: a power law refuses them in one line.
+    assert run_cli([*argv, "--metric-col", "margin"]) == 2
+    assert "must be finite and > 0" in capsys.readouterr().err
+    assert run_cli([*argv, "--metric-col", "nope"]) == 2
+    assert "--metric-col nope" in capsys.readouterr().err
 
 
 def test_store_with_no_finished_runs(run_cli, tmp_path, capsys):
