@@ -55,6 +55,10 @@ class DemoScale:
     ablation: bool = True
     """Add the synthetic-speech ablation (two extra runs on one cell)."""
     arms: tuple[str, ...] = ("textless", "interleaved")
+    world: tuple[tuple[str, int | float], ...] = ()
+    """Extra ``world generate`` settings (flag name without dashes, value)."""
+    recipe: tuple[tuple[str, int | float], ...] = ()
+    """Recipe fields set over the mini-cpu grid's (e.g. context_length, global_batch_size)."""
 
 
 SCALES = {
@@ -71,10 +75,12 @@ SCALES = {
     "small": DemoScale(
         name="small",
         world_words=400_000,
-        eval_pairs=200,
-        sizes=("mini-25k", "mini-50k", "mini-100k", "mini-200k"),
-        budgets=(1.5e11, 3e11, 6e11),
+        eval_pairs=1000,
+        sizes=("mini4-25k", "mini4-50k", "mini4-100k", "mini4-200k"),
+        budgets=(3e11, 6e11, 1.2e12),
         textlm_steps=400,
+        world=(("topics", 4), ("objects-per-topic", 3), ("names", 4), ("speaker-spread", 0.3)),
+        recipe=(("context_length", 256), ("global_batch_size", 4)),
     ),
     "medium": DemoScale(
         name="medium",
@@ -216,6 +222,11 @@ class Demo:
                 str(self.scale.eval_pairs),
                 "--seed",
                 str(self.seed),
+                *(
+                    f"{item}"
+                    for key, value in self.scale.world
+                    for item in (f"--{key}", f"{value:g}")
+                ),
             ]
         )
         return True
@@ -283,9 +294,11 @@ class Demo:
             {**a, "init": str(self.textlms / a["init"])} if a["init"] != "scratch" else a
             for a in arms
         ]
+        recipe = {**base.base["recipe"], **{k: v for k, v in self.scale.recipe}}
         scaling = dataclasses.replace(
             base,
             name=f"demo-{self.scale.name}",
+            base={**base.base, "recipe": recipe},
             axes={"arm": arms, "seed": [self.seed]},
             generators=[
                 isoflop_grid(
