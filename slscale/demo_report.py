@@ -57,6 +57,8 @@ def _blocks(
         ),
     ]
     blocks += _findings(fits)
+    blocks += _margin_findings(fits)
+    blocks += _checks(workdir)
     blocks += _chance_finding(evals)
     blocks += _law_tables(fits)
     blocks += _ablation(runs, evals)
@@ -114,10 +116,10 @@ def _metric_finding(bench: str, inter: FitResult, textless: FitResult) -> str:
         f"{bench}: the best interleaved run per budget scales as C^{_ci(e_i)}, the best "
         f"textless one as C^{_ci(e_t)}; "
     )
-    if e_i.value <= 0 and e_t.value <= 0:
+    if not any(_above_zero(e) for e in (e_i, e_t)):
         text += (
-            f"neither arm's best {bench} improves with compute at this scale, so the "
-            f"miniature does not test {sims}."
+            f"neither arm's best {bench} improves measurably with compute at this scale (no "
+            f"95 % interval lies above zero), so the miniature does not test {sims}."
         )
     else:
         text += f"{faster} scales faster, which {agrees} {sims}."
@@ -134,6 +136,55 @@ def _metric_finding(bench: str, inter: FitResult, textless: FitResult) -> str:
     elif e_i.ci and e_t.ci and e_i.ci[0] <= e_t.ci[1] and e_t.ci[0] <= e_i.ci[1]:
         text += " The intervals overlap: the miniature does not separate the two slopes."
     return text
+
+
+def _margin_findings(fits: StudyFits) -> list[Block]:
+    """How each arm's best log-likelihood margin grows with compute (nats per decade)."""
+    items = []
+    for bench in ("sSC", "tSC"):
+        laws = fits.by_arm("margin", bench)
+        if not laws:
+            continue
+        parts = [
+            f"{arm} {_exp(fit, 's')} nats per decade (margin {fit.params['m']:.3g} at 1e12)"
+            for arm, fit in laws.items()
+        ]
+        text = (
+            f"{bench} log-likelihood margin (correct minus wrong ending, mean per token, best "
+            f"run per budget) against compute: " + "; ".join(parts) + "."
+        )
+        if {"interleaved", "textless"} <= set(laws):
+            text += " " + _margin_comparison(laws["interleaved"], laws["textless"])
+        items.append(text)
+    return [("p", item) for item in items]
+
+
+def _margin_comparison(inter: FitResult, textless: FitResult) -> str:
+    e_i, e_t = compare_arms(inter, textless).exponents
+    if not any(_above_zero(e) for e in (e_i, e_t)):
+        return "Neither arm's margin grows measurably with compute."
+    if e_i.ci and e_t.ci and (e_i.ci[0] > e_t.ci[1] or e_t.ci[0] > e_i.ci[1]):
+        faster = "interleaved" if e_i.value > e_t.value else "textless"
+        return f"The intervals do not overlap: the {faster} arm's margin grows faster."
+    return "The intervals overlap: the margins do not separate the two arms' slopes."
+
+
+def _checks(workdir: Path) -> list[Block]:
+    """What a sound study and the SIMS findings ask of the miniature, each with its numbers."""
+    from slscale.demo_checks import science_checks
+
+    rows = [[c.claim, "yes" if c.holds else "no", c.numbers] for c in science_checks(workdir)]
+    held = sum(r[1] == "yes" for r in rows)
+    return [
+        ("h2", "What the miniature shows"),
+        ("p", f"{held} of {len(rows)} checks hold (standard errors are binomial, n pairs)."),
+        ("table", (["claim", "holds", "numbers"], rows)),
+    ]
+
+
+def _above_zero(est: Estimate) -> bool:
+    """The estimate's interval (or, without one, its value) lies above zero."""
+    return (est.ci[0] if est.ci is not None else est.value) > 0
 
 
 def _chance_finding(evals: pd.DataFrame) -> list[Block]:

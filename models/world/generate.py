@@ -65,14 +65,22 @@ class WorldConfig:
     valid_every: int = 50
     """Every n-th story goes to the validation split."""
     topics: int = 10
-    """Topics the stories draw from (of the lexicon's 10)."""
+    """Topics the stories draw from (of the lexicon's 10). Stands for the breadth of the
+    training corpus's subject matter: tSC asks whether an ending stays on the prompt's topic,
+    so fewer topics make the semantics a small model can learn at a given compute (the
+    ``small`` demo uses 4)."""
     objects_per_topic: int = 6
-    """Objects of each topic the stories use (of 6)."""
+    """Objects of each topic the stories use (of 6): the content-word vocabulary per topic,
+    which sSC's causal endings hinge on."""
     names: int = 16
-    """Characters the stories use (of 16)."""
+    """Characters the stories use (of 16): the proper-noun vocabulary."""
     speaker_spread: float = 1.0
     """Probability that a voice's unit of a phone is not the phone's typical unit (see
-    :class:`~slscale.models.world.speech.PseudoSpeech`)."""
+    :class:`~slscale.models.world.speech.PseudoSpeech`). Stands for how far speakers' audio
+    lands from the majority's k-means clusters: mHuBERT-25Hz units follow phones more than
+    voices, so real speakers share most units of a phone (a spread well below 1; the
+    ``small`` demo uses 0.3); 1.0 gives every voice its own units, an upper bound on
+    speaker variability."""
 
     def __post_init__(self) -> None:
         for name in ("words", "eval_pairs", "valid_every"):

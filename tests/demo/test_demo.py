@@ -5,6 +5,7 @@ import json
 import pytest
 
 from slscale.cli import main
+from slscale.demo_checks import science_checks
 from slscale.store import open_store
 
 
@@ -57,8 +58,22 @@ def test_a_workdir_of_another_scale_is_refused(tmp_path, capsys):
 def test_small_demo_fits_and_draws_every_figure(tmp_path):
     workdir = tmp_path / "demo"
     _run_demo(workdir, "small")
-    _check_study(workdir, 26)
+    runs = _check_study(workdir, 26)
     figures = workdir / "figures"
-    for name in ("metric_vs_compute", "isoflop", "training_curves", "compute_optimal"):
+    names = ("metric_vs_compute", "margin_vs_compute", "isoflop", "training_curves")
+    for name in (*names, "compute_optimal"):
         assert (figures / f"{name}.png").exists(), name
-    assert "Synthetic-speech ablation" in (workdir / "report.md").read_text()
+    report = (workdir / "report.md").read_text()
+    assert "Synthetic-speech ablation" in report and "## What the miniature shows" in report
+    with open_store(workdir) as store:
+        evals = store.evals_frame()
+    assert evals["margin"].notna().all() and len(evals) > 0
+    assert (evals["n_items"] == 1000).all()
+    checks = {c.name: c for c in science_checks(workdir)}
+    for check in checks.values():  # every check is in the report with its numbers
+        assert check.numbers in report
+    # Item 1 of the science issue, from the store's own runs: every budget's IsoFLOP
+    # minimum lies inside its sizes in both arms.
+    assert checks["centred-interleaved"].holds and checks["centred-textless"].holds
+    ok = runs[(runs["state"] == "SUCCEEDED") & (runs["mix.synthetic_share"] == 0.0)]
+    assert ok.groupby("modality")["size"].nunique().min() == 4
