@@ -53,27 +53,26 @@ def _fits_or_reason(fits: StudyFits, kind: str, what: str) -> dict[str, Any]:
     return found
 
 
-def metric_figure(study: Study, fits: StudyFits) -> Figure:
+def _score_laws(study: Study, fits: StudyFits, kind: str, what: str) -> dict[str, Any]:
+    """Benchmark -> arm -> fit of ``kind`` ('metric' or 'margin'), or Unsupported why not."""
     if study.scores.empty:
         raise Unsupported("no evaluation scores in the store (sSC/tSC come from the evaluator)")
-    laws = {b: fits.by_arm("metric", b) for b in METRICS}
+    laws = {b: fits.by_arm(kind, b) for b in METRICS}
     laws = {b: arms for b, arms in laws.items() if arms}
     if not laws:
-        reasons = "; ".join(r for b in METRICS for r in fits.reasons("metric", b))
-        raise Unsupported(f"no sSC/tSC law could be fitted ({reasons or 'no scores'})")
+        reasons = "; ".join(r for b in METRICS for r in fits.reasons(kind, b))
+        raise Unsupported(f"no sSC/tSC {what} could be fitted ({reasons or 'no scores'})")
+    return laws
+
+
+def metric_figure(study: Study, fits: StudyFits) -> Figure:
+    laws = _score_laws(study, fits, "metric", "law")
     refs = {b: [fits.references[n] for n in REFERENCES[b] if n in fits.references] for b in laws}
     return plot_metric.metric_vs_compute(laws, refs)
 
 
 def margin_figure(study: Study, fits: StudyFits) -> Figure:
-    if study.scores.empty:
-        raise Unsupported("no evaluation scores in the store (sSC/tSC come from the evaluator)")
-    laws = {b: fits.by_arm("margin", b) for b in METRICS}
-    laws = {b: arms for b, arms in laws.items() if arms}
-    if not laws:
-        reasons = "; ".join(r for b in METRICS for r in fits.reasons("margin", b))
-        raise Unsupported(f"no sSC/tSC margin law could be fitted ({reasons or 'no scores'})")
-    return plot_metric.margin_vs_compute(laws)
+    return plot_metric.margin_vs_compute(_score_laws(study, fits, "margin", "margin law"))
 
 
 def isoflop_figure(study: Study, fits: StudyFits) -> Figure:

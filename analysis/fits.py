@@ -147,21 +147,7 @@ def _metric(study: Study, arm: str, benchmark: str, settings: FitSettings) -> Fi
     if scores.empty:
         raise ConfigError(f"arm '{arm}': no {benchmark} scores in {study.source}")
     fit = MetricPowerLaw(method="best_per_budget", **_common(settings))
-    conventions = {
-        **CONVENTIONS,
-        "metric": f"{benchmark} accuracy as a fraction",
-        "convention": ", ".join(sorted(set(scores["convention"].astype(str)))),
-        "source": study.source,
-    }
-    fit.fit(scores["flops"], scores["value"], conventions=conventions, label=f"{arm} {benchmark}")
-    return dataclasses.replace(
-        fit.result_,
-        data={
-            **fit.result_.data,
-            "n_params": scores["n_params"].to_numpy(),
-            "run_id": scores["run_id"].astype(str).tolist(),
-        },
-    )
+    return _score_law(fit, scores, "value", f"{benchmark} accuracy as a fraction", study, arm)
 
 
 def _margin(study: Study, arm: str, benchmark: str, settings: FitSettings) -> FitResult:
@@ -174,13 +160,22 @@ def _margin(study: Study, arm: str, benchmark: str, settings: FitSettings) -> Fi
             "written before margins were stored; re-run `slscale eval` to add them)"
         )
     fit = MarginLaw(method="best_per_budget", **_common(settings))
+    what = f"{benchmark} mean log-likelihood margin, correct minus wrong"
+    return _score_law(fit, scores, "margin", what, study, arm)
+
+
+def _score_law(
+    fit: MetricPowerLaw, scores: Any, column: str, what: str, study: Study, arm: str
+) -> FitResult:
+    """Fit a law of one score column on the best run per budget; keep each point's N and run."""
+    benchmark = str(scores["benchmark"].iloc[0])
     conventions = {
         **CONVENTIONS,
-        "metric": f"{benchmark} mean log-likelihood margin, correct minus wrong",
+        "metric": what,
         "convention": ", ".join(sorted(set(scores["convention"].astype(str)))),
         "source": study.source,
     }
-    fit.fit(scores["flops"], scores["margin"], conventions=conventions, label=f"{arm} {benchmark}")
+    fit.fit(scores["flops"], scores[column], conventions=conventions, label=f"{arm} {benchmark}")
     return dataclasses.replace(
         fit.result_,
         data={
