@@ -222,11 +222,7 @@ class Demo:
                 str(self.scale.eval_pairs),
                 "--seed",
                 str(self.seed),
-                *(
-                    f"{item}"
-                    for key, value in self.scale.world
-                    for item in (f"--{key}", f"{value:g}")
-                ),
+                *(item for key, value in self.scale.world for item in (f"--{key}", f"{value:g}")),
             ]
         )
         return True
@@ -294,7 +290,7 @@ class Demo:
             {**a, "init": str(self.textlms / a["init"])} if a["init"] != "scratch" else a
             for a in arms
         ]
-        recipe = {**base.base["recipe"], **{k: v for k, v in self.scale.recipe}}
+        recipe = {**base.base["recipe"], **dict(self.scale.recipe)}
         scaling = dataclasses.replace(
             base,
             name=f"demo-{self.scale.name}",
