@@ -183,7 +183,7 @@ class MixedBatchSource:
         ]
         if not live:
             return None
-        streams = {c.stream for c in live}
+        streams = dict.fromkeys(c.stream for c in live)  # in the parts' order: ties go first
         by_stream = _by_stream(self._counts)
         stream = _largest_deficit({s: self._stream_shares[s] for s in streams}, by_stream)
         inside = [c for c in live if c.stream == stream]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +66,35 @@ def test_token_shares_are_reached_whatever_the_document_lengths(shares: dict[str
         synthetic = consumed["interleaved/synthetic"] / consumed["interleaved"]
         assert abs(synthetic - 0.25) <= 0.02
     assert consumed["units"] == consumed.get("speech/real", 0)  # unit ids are the speech docs
+
+
+_FIRST_BATCH = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from test_data_mixing import _source
+batch = _source({"text": 0.2, "interleaved": 0.5, "speech": 0.3}).next_batch(4, 128)
+print(batch.input_ids.flatten().tolist())
+"""
+
+
+def test_the_mix_is_the_same_in_every_process():
+    """Stream ties (every count is 0 at the start) go to the first stream listed, not to
+    whichever one Python's per-process string hashing puts first in a set: the same seed gives
+    the same batches in every process."""
+    here = str(Path(__file__).parent)
+    batches = []
+    for hash_seed in range(5):
+        env = {**os.environ, "PYTHONHASHSEED": str(hash_seed)}
+        out = subprocess.run(
+            [sys.executable, "-c", _FIRST_BATCH, here],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        batches.append(json.loads(out.stdout))
+    assert all(b == batches[0] for b in batches)
+    assert 10_000 <= batches[0][0] < 20_000  # the text stream, listed first, supplies first
 
 
 def test_packing_labels_and_positions():
