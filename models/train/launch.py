@@ -81,11 +81,22 @@ def _child(rank: int, job: TrainJob, workers: int, port: int, results: Any) -> N
 
 
 def _leave_group() -> None:
-    """Wait for every worker, then take the process group down before this process exits: a
-    worker that exits while another still uses the group (worker 0 serves its store) can make
-    the other abort at exit, in gloo's threads, after the run has finished."""
+    """Wait for every worker, take the process group down, then end the process at once.
+
+    A worker that exits while another still uses the group (worker 0 serves its store) can make
+    the other abort at exit; and gloo's threads can still hold work when the interpreter shuts
+    down, which aborts the process (``terminate called without an active exception``, SIGABRT)
+    after the run has finished and written everything. ``os._exit`` skips that teardown: the
+    run's files are closed and worker 0's result is in the queue by now."""
+    import logging
+    import sys
+
     import torch.distributed as dist
 
     if dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
