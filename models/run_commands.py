@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from slscale.errors import ConfigError
+from slscale.trackers import add_tracker_arguments, settings_from_args
 
 EXIT_FAILED = 1
 EXIT_PREEMPTED = 75
@@ -45,6 +46,7 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--eval-every", type=int, default=0, help="steps between validation losses")
     p.add_argument("--eval-batches", type=int, default=2, help="held-out batches per stream")
     p.add_argument("--max-loss", type=float, help="divergence threshold (default 2·ln V)")
+    add_tracker_arguments(p)
     p.set_defaults(func=_train)
 
 
@@ -110,6 +112,7 @@ def _train(args: argparse.Namespace) -> int:
     from slscale.spec import RunState
     from slscale.store import resolve_store_target
 
+    trackers = settings_from_args(args)
     spec = read_run_yaml(args.run)
     job = spec_job(
         spec,
@@ -128,6 +131,7 @@ def _train(args: argparse.Namespace) -> int:
         eval_every_steps=args.eval_every,
         eval_batches=args.eval_batches,
         max_loss=args.max_loss,
+        trackers=trackers,
     )
     result = run_local(job)
     val = "n/a" if result.val_loss is None else f"{result.val_loss:.4f}"

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from slscale.errors import SlscaleError
+from slscale.trackers import add_tracker_arguments, settings_from_args
 
 ORDERS = ("largest-first", "smallest-first", "grid")
 
@@ -157,6 +158,7 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
         metavar="STEPS",
         help="steps between logged metrics (default 10)",
     )
+    add_tracker_arguments(p)
 
 
 def _tune_parser(sub: Any) -> None:
@@ -277,6 +279,8 @@ def run_function(args: argparse.Namespace) -> Any:
 
     if args.run_fn and args.data:
         raise SlscaleError("give --data (the trainer) or --run-fn, not both")
+    if args.run_fn and settings_from_args(args) is not None:
+        raise SlscaleError("--wandb/--tensorboard mirror the trainer's runs; not with --run-fn")
     if not args.run_fn:
         if args.run_fn_kwargs:
             raise SlscaleError("--run-fn-kwargs needs --run-fn")
@@ -295,7 +299,10 @@ def run_function(args: argparse.Namespace) -> Any:
 def _trainer_runtime(args: argparse.Namespace) -> dict[str, Any]:
     """TrainConfig fields set on the command line (the rest: the trainer's defaults, the plan's
     ZeRO stage and micro-batch on GPUs, 20 checkpoints per run)."""
-    runtime = {"log_every_steps": args.log_every}
+    runtime: dict[str, Any] = {"log_every_steps": args.log_every}
+    trackers = settings_from_args(args)
+    if trackers is not None:
+        runtime["trackers"] = trackers
     if args.zero_stage is not None:
         runtime["zero_stage"] = args.zero_stage
     if args.checkpoint_every is not None:

@@ -19,6 +19,7 @@ import torch
 from slscale.errors import ConfigError
 from slscale.models.data.batching import BatchSource
 from slscale.spec import Recipe, RunSpec, spec_to_dict
+from slscale.trackers import TrackerSettings
 
 ModelFactory = Callable[[], torch.nn.Module]
 """Builds the (seeded) model; called once per worker after the trainer seeds torch."""
@@ -85,6 +86,9 @@ class TrainConfig:
     """Save the trained model (transformers format) to ``<run dir>/model``."""
     store_retry_seconds: float = 60.0
     """How long the end of a run keeps retrying an unreachable store."""
+    trackers: TrackerSettings | None = None
+    """Experiment trackers that mirror the run (W&B, TensorBoard; see :mod:`slscale.trackers`);
+    None: none."""
     attempt: int | None = None
     """The sweep's attempt number of this run (its fencing token, see :mod:`slscale.fence`):
     once the run folder names a newer attempt, this one stops without writing more. None (a

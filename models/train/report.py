@@ -17,15 +17,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from slscale import fence
+from slscale import fence, trackers
 from slscale.models.train.config import TrainJob
 from slscale.models.train.export import export_model
 from slscale.models.train.flops import mfu, peak_flops
 from slscale.models.train.loop import WorkerLoop, metric_rows
 from slscale.models.train.state import UNITS, split_counts
-from slscale.models.train.telemetry import StoreLink
+from slscale.models.train.telemetry import StoreLink, read_metrics_jsonl
 from slscale.spec import RunState, spec_to_dict
 from slscale.store.base import Metric
+from slscale.store.frames import flatten
 
 RESULT_FILE = "result.json"
 
@@ -58,6 +59,7 @@ class RunReporter:
         self._interval_start = (0, 0.0)
         self.val_losses: dict[str, float] = {}
         self.model_dir: Path | None = None
+        self.mirror = trackers.Mirror()
 
     # -- during the run ------------------------------------------------------------------
 
@@ -65,11 +67,42 @@ class RunReporter:
         self._interval_start = (self.loop.tokens_done, self.loop.progress.train_seconds)
         if not self.main:
             return
-        if extra and extra.get("pending_metrics"):
+        if extra and extra.get("pending_metrics"):  # mirrored when they were first logged
             self.link.log_metrics(Metric(**row) for row in extra["pending_metrics"])
-        self.link.register(self.cfg.spec if self.cfg.spec is not None else self._bare_spec())
+        spec = self.cfg.spec if self.cfg.spec is not None else self._bare_spec()
+        self.link.register(spec)
         self.link.set_state(RunState.RUNNING, host=host)
         self.link.flush()
+        self.mirror = trackers.Mirror.open(self.cfg.trackers, self._tracker_info(spec))
+        resumed_at, logged = self.loop.progress.step, self.cfg.run_dir / "metrics.jsonl"
+        if resumed_at and self.mirror.names and logged.exists():
+            self.mirror.backfill(
+                r for r in read_metrics_jsonl(logged).values() if r.step <= resumed_at
+            )
+
+    def _tracker_info(self, spec: Any) -> trackers.RunInfo:
+        """The run's tracker config: its spec (flattened as the export does), N, D, FLOPs and
+        the resources it runs on."""
+        cfg, loop = self.cfg, self.loop
+        config = {
+            **flatten(dict(spec)),
+            "N": loop.n_params,
+            "N_non_embedding": loop.n_params_non_embedding,
+            "D": cfg.tokens,
+            "flops_6nd": 6.0 * loop.n_params * cfg.tokens,
+            "resources.num_workers": loop.info.world_size,
+            "resources.device": str(loop.info.device),
+            "resources.precision": loop.precision,
+            "resources.zero_stage": cfg.zero_stage,
+            "resources.micro_batch_size": loop.budget.resolved_micro_batch_size,
+        }
+        group = Path(cfg.workdir).name or None
+        return trackers.RunInfo(cfg.run_id, config, group, resume_step=loop.progress.step)
+
+    def _log(self, rows: list[Metric]) -> None:
+        """Metric rows to the store (queued) and to the trackers."""
+        self.link.log_metrics(rows)
+        self.mirror.metrics(rows)
 
     def _bare_spec(self) -> dict[str, Any]:
         """What a run without a RunSpec registers: the fields the trainer knows."""
@@ -85,7 +118,7 @@ class RunReporter:
             return
         self.token_counts = self.loop.token_counts_global()  # collective
         if self.main:
-            self.link.log_metrics(self._training_rows(loss))
+            self._log(self._training_rows(loss))
             self.link.flush()
         self._interval_losses = []
         self._interval_start = (self.loop.tokens_done, self.loop.progress.train_seconds)
@@ -135,7 +168,7 @@ class RunReporter:
     def validation(self, losses: dict[str, float]) -> None:
         self.val_losses = losses
         if self.main and losses:
-            self.link.log_metrics(self._rows(dict(losses)))
+            self._log(self._rows(dict(losses)))
             self.link.flush()
 
     def checkpoint_extra(self) -> dict[str, Any]:
@@ -169,11 +202,14 @@ class RunReporter:
         self.link.set_summary(summary_of(result))
         self.link.set_state(state, error=error)
         self.link.close(retry_seconds=self.cfg.store_retry_seconds)
+        self.mirror.summary({**summary_of(result), "state": str(state)})
+        self.mirror.close()
 
     def abandon(self) -> None:
         """Write nothing more: this attempt was superseded (:mod:`slscale.fence`)."""
         if self.main:
             self.link.discard()
+            self.mirror.close()
 
     def result(self, state: RunState, error: str | None, val_loss: float | None) -> dict[str, Any]:
         loop, progress = self.loop, self.loop.progress

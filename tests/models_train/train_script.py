@@ -28,6 +28,7 @@ from slscale.models.train import TrainConfig, TrainJob, run_local
 from slscale.models.train.token_source import MarkovTokenSource
 from slscale.models.train.toy import MarkovData, ToyModel
 from slscale.spec import Recipe
+from slscale.trackers import TrackerSettings
 
 
 class _Crashing:
@@ -102,8 +103,11 @@ def build_job(args: dict[str, Any]) -> TrainJob:
     validation: Any = MarkovData(split="validation")
     if args.get("shared_validation"):
         validation = SharedValidation()
+    config = dict(args["config"])
+    if config.get("trackers"):
+        config["trackers"] = TrackerSettings(**config["trackers"])
     return TrainJob(
-        config=TrainConfig(recipe=Recipe(**args.get("recipe", {})), **args["config"]),
+        config=TrainConfig(recipe=Recipe(**args.get("recipe", {})), **config),
         model_factory=model,
         train_data=CrashingData(args.get("kill_at_batch"), args.get("sleep_per_batch", 0.0)),
         validation_data=validation,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
+from pathlib import Path
 
 import psutil
 import pytest
@@ -24,6 +26,9 @@ from slscale.identity import run_id
 from slscale.models.world.generate import WorldConfig, generate_world
 from slscale.spec import RunState
 from slscale.sweep.scheduler.runners import MarkovJob, TrainerRun
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from tracker_files import tensorboard_scalars
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -90,6 +95,8 @@ def test_a_six_run_miniature_grid_trains_to_completion(ray_address, tmp_path):
         ray_address,
         "--log-every",
         "1",
+        "--tensorboard",
+        str(tmp_path / "tb"),
         "--quiet",
     ]
     assert slscale_cli(argv) == 0
@@ -103,6 +110,8 @@ def test_a_six_run_miniature_grid_trains_to_completion(ray_address, tmp_path):
         assert sorted(losses) == list(range(1, 13))
         assert losses[12] < losses[1]  # it learned something
         assert (workdir / "runs" / rid / "model" / "config.json").exists()
+        # the Ray workers mirrored each run to its TensorBoard folder (32-bit floats there)
+        assert tensorboard_scalars(tmp_path / "tb" / rid)["loss"] == pytest.approx(losses, 1e-6)
     assert {spec["modality"] for spec in (r.spec for r in runs.values())} == {
         "textless",
         "interleaved",
