@@ -80,6 +80,7 @@ def _add_eval(sub: Any) -> None:
         type=int,
         help="tokens per scoring batch, padding included (default: 4096 CPU, 65536 GPU)",
     )
+    add_tracker_arguments(p)
     p.set_defaults(func=_eval)
 
 
@@ -152,6 +153,7 @@ def _eval(args: argparse.Namespace) -> int:
     from slscale.models.evaluate.runner import load_checkpoint
     from slscale.models.train.export import read_model_record
 
+    trackers = settings_from_args(args)
     record = read_model_record(args.checkpoint)
     manifest_dir = args.manifest_dir or _default_manifests(args.checkpoint, record)
     refs = find_manifests(manifest_dir, _split(args.suite, ","), _split(args.variants, ","))
@@ -165,26 +167,38 @@ def _eval(args: argparse.Namespace) -> int:
         )
     if args.out:
         args.out.write_text(json.dumps([vars(s) for s in scores], indent=1))
-    _store_scores(args, record, scores)
+    _store_scores(args, record, scores, trackers)
     return 0
 
 
-def _store_scores(args: argparse.Namespace, record: dict[str, Any], scores: list[Any]) -> None:
+def _store_scores(
+    args: argparse.Namespace, record: dict[str, Any], scores: list[Any], trackers: Any
+) -> None:
+    """The scores to the store and to the run's tracker runs (``--wandb``/``--tensorboard``)."""
     from slscale.store import open_store, resolve_store_target
     from slscale.store.targets import ENV_VAR
+    from slscale.trackers import Mirror, RunInfo
 
-    if not (args.store or args.workdir or os.environ.get(ENV_VAR)):
+    stored = bool(args.store or args.workdir or os.environ.get(ENV_VAR))
+    if not stored and trackers is None:
         return
     run_id, step = args.run_id or record.get("run_id"), args.step
     step = record.get("step") if step is None else step
     if run_id is None or step is None:
         raise ConfigError(
             f"{args.checkpoint}: no slscale_model.json names its run and step; pass --run-id "
-            "and --step to store the scores"
+            "and --step to store or mirror the scores"
         )
-    with open_store(resolve_store_target(args.store, args.workdir)) as store:
-        store.log_evals(s.to_eval_result(run_id, int(step)) for s in scores)
-    print(f"stored {len(scores)} scores for run {run_id} at step {step}")
+    rows = [s.to_eval_result(run_id, int(step)) for s in scores]
+    if stored:
+        with open_store(resolve_store_target(args.store, args.workdir)) as store:
+            store.log_evals(rows)
+        print(f"stored {len(scores)} scores for run {run_id} at step {step}")
+    if trackers is not None:
+        group = Path(args.workdir).name if args.workdir else None
+        mirror = Mirror.open(trackers, RunInfo(run_id, {}, group, resume_step=int(step)))
+        mirror.evals(rows)
+        mirror.close()
 
 
 def _default_manifests(checkpoint: Path, record: dict[str, Any]) -> Path:

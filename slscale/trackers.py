@@ -96,6 +96,9 @@ class Tracker(Protocol):
 
     def summary(self, values: Mapping[str, Any]) -> None: ...
 
+    def evals(self, step: int, values: Mapping[str, float]) -> None:
+        """Scores of the checkpoint at ``step``."""
+
     def close(self) -> None: ...
 
 
@@ -156,9 +159,15 @@ class Mirror:
             self._each("summary", dict(values))
 
     def evals(self, rows: Iterable[EvalResult]) -> None:
-        """Evals as summary values ``eval/<benchmark>/<variant>/<convention>`` (and margin)."""
-        if self._trackers:
-            self._each("summary", eval_values(rows))
+        """Eval scores as ``eval/<benchmark>/<variant>/<convention>`` (and ``.../margin``), at
+        the step of the checkpoint they score."""
+        if not self._trackers:
+            return
+        by_step: dict[int, list[EvalResult]] = {}
+        for row in rows:
+            by_step.setdefault(int(row.step), []).append(row)
+        for step in sorted(by_step):
+            self._each("evals", step, eval_values(by_step[step]))
 
     def close(self) -> None:
         self._each("close")
@@ -255,6 +264,10 @@ class WandbTracker:
     def summary(self, values: Mapping[str, Any]) -> None:
         self._run.summary.update(dict(values))
 
+    def evals(self, step: int, values: Mapping[str, float]) -> None:
+        """In the run's summary: W&B's history cannot go back to an earlier step."""
+        self._run.summary.update({**values, "eval/step": step})
+
     def close(self) -> None:
         self._run.finish()
 
@@ -289,6 +302,9 @@ class TensorBoardTracker:
 
     def backfill(self, step: int, values: Mapping[str, float]) -> None:
         """Nothing: every logged step was flushed to the event files at once."""
+
+    def evals(self, step: int, values: Mapping[str, float]) -> None:
+        self.log(step, values)
 
     def summary(self, values: Mapping[str, Any]) -> None:
         numbers = {k: float(v) for k, v in values.items() if _is_number(v)}
@@ -350,3 +366,103 @@ def settings_from_args(args: Any) -> TrackerSettings | None:
         else str(Path(args.tensorboard).absolute()),
     )
     return settings if settings.enabled else None
+
+
+# ----------------------------------------------------------------------------- after the fact
+
+
+@dataclasses.dataclass(frozen=True)
+class Pushed:
+    """What :func:`push_study` sent."""
+
+    runs: int
+    metric_rows: int
+    eval_rows: int
+    fits: int
+
+
+def push_study(
+    store: Any, settings: TrackerSettings, group: str, fits: Sequence[Path] = ()
+) -> Pushed:
+    """Mirror a study's store to the trackers of ``settings`` after the fact (for sweeps run
+    without the flags): each run's config, curve, summary and evals, then one ``fits-<group>``
+    tracker run whose summary holds each fit result's parameters, exponents and intervals."""
+    from slscale.store.base import EvalResult, Metric
+
+    evals = store.evals_frame()
+    metric_rows = eval_rows = 0
+    runs = store.list_runs()
+    for run in runs:
+        summary = dict(run.summary)
+        config = run_config(run.spec, summary.get("n_params"), run.spec.get("tokens"))
+        mirror = Mirror.open(settings, RunInfo(run.run_id, config, group))
+        frame = store.metrics_frame(run_ids=[run.run_id])
+        rows = [
+            Metric(run.run_id, int(r.step), str(r.name), float(r.value))
+            for r in frame.itertuples(index=False)
+        ]
+        mine = evals[evals["run_id"] == run.run_id] if len(evals) else evals
+        scores = [
+            EvalResult(
+                run.run_id, int(r.step), str(r.benchmark), str(r.variant), float(r.value),
+                int(r.n_items), str(r.convention), _optional(getattr(r, "margin", None)),
+            )
+            for r in mine.itertuples(index=False)
+        ]  # fmt: skip
+        mirror.metrics(rows)
+        mirror.summary({**summary, "state": str(run.state)})
+        mirror.evals(scores)
+        mirror.close()
+        metric_rows, eval_rows = metric_rows + len(rows), eval_rows + len(scores)
+    if fits:
+        mirror = Mirror.open(settings, RunInfo(f"fits-{group}", {"study": group}, group))
+        mirror.summary({k: v for path in fits for k, v in fit_values(path).items()})
+        mirror.close()
+    return Pushed(len(runs), metric_rows, eval_rows, len(fits))
+
+
+def fit_values(path: Path) -> dict[str, float]:
+    """``fit/<label>/<params|exponents>/<name>`` (and ``.../ci_low``, ``ci_high``) of a fit
+    result JSON (``slscale fit ... --json``)."""
+    import json
+
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--fits {path}: cannot read it as a fit result ({exc})") from None
+    if not isinstance(raw, dict) or not str(raw.get("schema", "")).startswith("slscale.fit/"):
+        raise ConfigError(f"--fits {path}: not a fit result (no 'schema': 'slscale.fit/...')")
+    label = str(raw.get("label") or Path(path).stem)
+    out: dict[str, float] = {}
+    for part in ("params", "exponents"):
+        for name, value in (raw.get(part) or {}).items():
+            if _is_number(value):
+                out[f"fit/{label}/{part}/{name}"] = float(value)
+    for name, bounds in (raw.get("ci") or {}).items():
+        for side, value in zip(("ci_low", "ci_high"), bounds, strict=False):
+            if _is_number(value):
+                out[f"fit/{label}/params/{name}/{side}"] = float(value)
+    return out
+
+
+def run_config(
+    spec: Mapping[str, Any], n_params: Any, tokens: Any, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A run's tracker config: its spec flattened as the export does (dotted names), N, D,
+    6·N·D and ``extra`` (the resources it ran on, say)."""
+    from slscale.store.frames import flatten
+
+    out: dict[str, Any] = flatten(dict(spec))
+    if _is_number(n_params):
+        out["N"] = n_params
+    if _is_number(tokens):
+        out["D"] = tokens
+    if _is_number(n_params) and _is_number(tokens):
+        out["flops_6nd"] = 6.0 * float(n_params) * float(tokens)
+    return {**out, **(extra or {})}
+
+
+def _optional(value: Any) -> float | None:
+    if value is None or not _is_number(value) or value != value:  # None or NaN
+        return None
+    return float(value)

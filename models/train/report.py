@@ -26,7 +26,6 @@ from slscale.models.train.state import UNITS, split_counts
 from slscale.models.train.telemetry import StoreLink, read_metrics_jsonl
 from slscale.spec import RunState, spec_to_dict
 from slscale.store.base import Metric
-from slscale.store.frames import flatten
 
 RESULT_FILE = "result.json"
 
@@ -84,18 +83,15 @@ class RunReporter:
         """The run's tracker config: its spec (flattened as the export does), N, D, FLOPs and
         the resources it runs on."""
         cfg, loop = self.cfg, self.loop
-        config = {
-            **flatten(dict(spec)),
-            "N": loop.n_params,
+        resources = {
             "N_non_embedding": loop.n_params_non_embedding,
-            "D": cfg.tokens,
-            "flops_6nd": 6.0 * loop.n_params * cfg.tokens,
             "resources.num_workers": loop.info.world_size,
             "resources.device": str(loop.info.device),
             "resources.precision": loop.precision,
             "resources.zero_stage": cfg.zero_stage,
             "resources.micro_batch_size": loop.budget.resolved_micro_batch_size,
         }
+        config = trackers.run_config(spec, loop.n_params, cfg.tokens, resources)
         group = Path(cfg.workdir).name or None
         return trackers.RunInfo(cfg.run_id, config, group, resume_step=loop.progress.step)
 

@@ -14,7 +14,9 @@ from slscale.errors import SlscaleError
 from slscale.store import open_store, resolve_store_target
 from slscale.store.export import FORMATS, export_tables
 from slscale.store.targets import ENV_VAR, mask_url, store_url
+from slscale.trackers import add_tracker_arguments, push_study, settings_from_args
 
+EXPORT_TARGETS = ("tables", "wandb", "tensorboard")
 ERROR_CHARS = 60
 """Width of the error column of ``slscale status``."""
 
@@ -26,10 +28,24 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     status.add_argument("--json", action="store_true", help="print a JSON list of runs")
     status.set_defaults(func=cmd_status)
 
-    export = sub.add_parser("export", help="write the runs, metrics and evals tables")
+    export = sub.add_parser(
+        "export",
+        help="write the runs, metrics and evals tables (or push them to W&B/TensorBoard)",
+    )
     _store_arguments(export)
+    export.add_argument(
+        "--to",
+        choices=EXPORT_TARGETS,
+        default="tables",
+        help="tables: files (default); wandb or tensorboard: mirror every run (config, curve, "
+        "summary, evals) and the --fits results, for sweeps run without --wandb/--tensorboard",
+    )
     export.add_argument("--format", choices=FORMATS, default="parquet", help="file format")
     export.add_argument("--out", help="output folder (default: <workdir>/export)")
+    export.add_argument(
+        "--fits", nargs="+", default=[], metavar="FIT.json", help="fit results to push"
+    )
+    add_tracker_arguments(export)
     export.set_defaults(func=cmd_export)
 
 
@@ -91,7 +107,11 @@ def format_status(rows: list[dict[str, Any]], shown_url: str) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write runs/metrics/evals as Parquet or CSV files."""
+    """Write runs/metrics/evals as Parquet or CSV files, or push them to a tracker."""
+    if args.to != "tables":
+        return _push(args)
+    if args.fits:
+        raise SlscaleError("export: --fits goes with --to wandb or --to tensorboard")
     target = resolve_store_target(args.store, args.workdir)
     if args.out is None and args.workdir is None:
         raise SlscaleError("export: give --out DIR (or --workdir DIR to write <workdir>/export)")
@@ -100,6 +120,23 @@ def cmd_export(args: argparse.Namespace) -> int:
         counts = export_tables(store, out, args.format)
     tables = ", ".join(f"{name} ({n} rows)" for name, n in counts.items())
     print(f"wrote {tables} to {out} as {args.format}")
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    flags = {"wandb": "--wandb PROJECT", "tensorboard": "--tensorboard DIR"}
+    settings = settings_from_args(args)
+    given = {"wandb": bool(args.wandb), "tensorboard": bool(args.tensorboard)}
+    if settings is None or given != {name: name == args.to for name in flags}:
+        raise SlscaleError(f"export --to {args.to}: give {flags[args.to]} (and no other tracker)")
+    target = resolve_store_target(args.store, args.workdir)
+    group = settings.wandb_group or Path(args.workdir or str(store_url(target))).stem
+    with open_store(target) as store:
+        pushed = push_study(store, settings, group, [Path(f) for f in args.fits])
+    print(
+        f"pushed {pushed.runs} runs ({pushed.metric_rows} metric rows, {pushed.eval_rows} evals)"
+        f" and {pushed.fits} fit results to {args.to} (group {group})"
+    )
     return 0
 
 

@@ -4,6 +4,7 @@ streams, vocabulary extension, the DeepSpeed trainer, the SQLite store, the eval
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,9 @@ import pytest
 from slscale.cli import main
 from slscale.spec import RunState
 from slscale.store import open_store
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from tracker_files import tensorboard_scalars
 
 RUN_YAML = """\
 family: llama
@@ -109,6 +113,8 @@ def test_eval_scores_the_trained_model_into_the_store(trained: Any, world: Path)
         str(workdir),
         "--out",
         str(out),
+        "--tensorboard",
+        str(workdir / "tb"),
     )
     assert status == 0
     scores = json.loads(out.read_text())
@@ -124,6 +130,12 @@ def test_eval_scores_the_trained_model_into_the_store(trained: Any, world: Path)
         "nll=mean,span=sequence,softmax=full",
         "nll=mean,span=continuation,softmax=full",
     }
+    # mirrored at the checkpoint's step, beside the run's curve (32-bit floats there)
+    board = tensorboard_scalars(workdir / "tb" / run_dir.name)
+    for row in evals.itertuples():
+        tag = f"eval/{row.benchmark}/{row.variant}/{row.convention}"
+        assert board[tag] == {9: pytest.approx(row.value, rel=1e-6)}
+        assert board[f"{tag}/margin"] == {9: pytest.approx(row.margin, rel=1e-6, abs=1e-7)}
 
 
 def test_textless_units_only_run(dist: Any, world: Path, tmp_path: Path) -> None:
