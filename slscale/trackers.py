@@ -27,6 +27,7 @@ import dataclasses
 import hashlib
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -108,8 +109,9 @@ class Tracker(Protocol):
 class Mirror:
     """The trackers of one run; a tracker that raises is warned about once and dropped."""
 
-    def __init__(self, trackers: Sequence[Tracker] = ()) -> None:
+    def __init__(self, trackers: Sequence[Tracker] = (), run_id: str = "") -> None:
         self._trackers = list(trackers)
+        self._run_id = run_id
 
     @classmethod
     def open(cls, settings: TrackerSettings | None, info: RunInfo) -> Mirror:
@@ -118,7 +120,10 @@ class Mirror:
             return cls()
         openers: list[tuple[str, Callable[[], Tracker]]] = []
         if settings.wandb_project:
-            openers.append(("wandb", lambda: WandbTracker(settings, info)))
+            # W&B may take up to its init timeout to connect: open it beside the run
+            openers.append(
+                ("wandb", lambda: Background("wandb", lambda: WandbTracker(settings, info)))
+            )
         if settings.tensorboard_dir:
             openers.append(("tensorboard", lambda: TensorBoardTracker(settings, info)))
         trackers: list[Tracker] = []
@@ -127,7 +132,7 @@ class Mirror:
                 trackers.append(opener())
             except Exception as exc:  # any failure: a tracker must never stop a run
                 _warn(name, info.run_id, "cannot start", exc)
-        return cls(trackers)
+        return cls(trackers, info.run_id)
 
     @property
     def names(self) -> list[str]:
@@ -177,10 +182,78 @@ class Mirror:
         for tracker in list(self._trackers):
             try:
                 getattr(tracker, method)(*args)
+            except NotStarted as exc:
+                _warn(tracker.name, self._run_id, "cannot start", exc.cause)
+                self._trackers.remove(tracker)
             except Exception as exc:  # any failure: a tracker must never stop a run
-                _warn(tracker.name, "", f"failed ({method})", exc)
+                _warn(tracker.name, self._run_id, f"failed ({method})", exc)
                 self._trackers.remove(tracker)
                 _quiet_close(tracker)
+
+
+class NotStarted(Exception):
+    """A tracker opened in the background failed to start (``cause`` says why)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class Background:
+    """A tracker opened in a thread of its own, so that a slow or unreachable server does not
+    hold the run's start: calls made before it is open wait in order and go out once it is;
+    if it fails to open, the next call raises :class:`NotStarted`. Closing waits for the
+    opening at most ``START_WAIT_SECONDS``."""
+
+    START_WAIT_SECONDS = 40.0
+    """W&B's init timeout (30 s) and a margin."""
+
+    def __init__(self, name: str, opener: Callable[[], Tracker]) -> None:
+        self.name = name
+        self._tracker: Tracker | None = None
+        self._error: BaseException | None = None
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        self._ready = threading.Event()
+        threading.Thread(target=self._open, args=(opener,), daemon=True).start()
+
+    def _open(self, opener: Callable[[], Tracker]) -> None:
+        try:
+            self._tracker = opener()
+        except BaseException as exc:  # reported by the next call, from the run's thread
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    def _call(self, method: str, *args: Any) -> None:
+        if not self._ready.is_set():
+            self._pending.append((method, args))
+            return
+        if self._error is not None:
+            raise NotStarted(self._error)
+        assert self._tracker is not None
+        pending, self._pending = self._pending, []
+        for name, queued in pending:
+            getattr(self._tracker, name)(*queued)
+        getattr(self._tracker, method)(*args)
+
+    def log(self, step: int, values: Mapping[str, float]) -> None:
+        self._call("log", step, values)
+
+    def backfill(self, step: int, values: Mapping[str, float]) -> None:
+        self._call("backfill", step, values)
+
+    def summary(self, values: Mapping[str, Any]) -> None:
+        self._call("summary", values)
+
+    def evals(self, step: int, values: Mapping[str, float]) -> None:
+        self._call("evals", step, values)
+
+    def close(self) -> None:
+        if not self._ready.wait(self.START_WAIT_SECONDS):
+            raise TimeoutError(
+                f"not started after {self.START_WAIT_SECONDS:.0f} s; left behind at the run's end"
+            )
+        self._call("close")
 
 
 def eval_values(rows: Iterable[EvalResult]) -> dict[str, float]:
@@ -248,13 +321,14 @@ class WandbTracker:
             reinit="create_new",
             settings=wandb.Settings(silent=True, console="off", init_timeout=30),
         )
-        self._last_step = info.resume_step
+        # a resumed W&B run takes steps from the one after the last it has (0 offline)
+        self._floor = max(info.resume_step, int(self._run.starting_step or 0))
 
     def log(self, step: int, values: Mapping[str, float]) -> None:
-        if step < self._last_step:
+        if step < self._floor:
             return  # W&B refuses to go back in steps; the store keeps the re-run's values
         self._run.log(dict(values), step=step)
-        self._last_step = step
+        self._floor = step
 
     def backfill(self, step: int, values: Mapping[str, float]) -> None:
         # a resumed W&B run starts at the step after the last one it has (0 offline)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,7 +12,7 @@ import pytest
 
 from slscale.cli import main
 from slscale.store.base import EvalResult, Metric
-from slscale.trackers import WANDB_ID_CHARS, Mirror, eval_values, wandb_run_id
+from slscale.trackers import WANDB_ID_CHARS, Background, Mirror, eval_values, wandb_run_id
 
 LONG = "llama-mini4-100k-interleaved-from-textlm-mini4-100k-D1.33M-s0-8713cc9a"
 
@@ -102,3 +104,39 @@ def test_wandb_options_without_a_project_are_a_one_line_error(
     assert main([*argv, "--wandb-entity", "lab", "--wandb-tags", "a"]) == 2
     err = capsys.readouterr().err
     assert err == "slscale: error: --wandb-entity, --wandb-tags need --wandb PROJECT\n"
+
+
+def test_a_tracker_opened_in_the_background_gets_every_call_in_order() -> None:
+    """A slow server does not hold the run: calls made while the tracker opens wait in order."""
+    tracker, gate = Recording("slow"), threading.Event()
+
+    def opener() -> Recording:
+        gate.wait(10)
+        return tracker
+
+    mirror = Mirror([Background("slow", opener)])
+    started = time.monotonic()
+    for step in range(1, 4):
+        mirror.metrics(rows(step))  # returns at once: the tracker is not open yet
+    assert time.monotonic() - started < 1.0 and tracker.logged == []
+    gate.set()
+    mirror.summary({"loss": 0.3})
+    mirror.close()
+    assert [s for s, _ in tracker.logged] == [1, 2, 3]
+    assert tracker.summaries == [{"loss": 0.3}] and tracker.closed
+
+
+def test_a_tracker_that_fails_to_open_in_the_background_warns_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def opener() -> Recording:
+        raise ConnectionError("Timed out initializing run")
+
+    mirror = Mirror([Background("wandb", opener)], run_id="r1")
+    with caplog.at_level(logging.WARNING, logger="slscale.trackers"):
+        for step in range(1, 5):
+            mirror.metrics(rows(step))
+        mirror.close()
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 1 and mirror.names == []
+    assert messages[0].startswith("wandb mirror cannot start for run r1: ConnectionError")

@@ -100,13 +100,18 @@ def test_a_killed_run_resumes_into_the_same_tracker_runs(tmp_path: Path, offline
 
     store = store_curves(tmp_path, "killed")
     assert sorted(store["loss"]) == list(range(1, 26))
-    ids, history = wandb_history(tmp_path / "wb")
-    assert len(wandb_runs(tmp_path / "wb")) == 2  # one file per attempt, one W&B run
-    assert ids == {wandb_run_id("killed")}
-    # what W&B lost with the killed process, the resumed attempt logged again from the run's
-    # metrics.jsonl: the merged history has every step
-    for name, curve in store.items():
-        assert history[name] == pytest.approx(curve, rel=1e-6), name  # resume: 1e-6 per step
+    ids, _ = wandb_history(tmp_path / "wb")
+    assert ids == {wandb_run_id("killed")}  # every attempt's file belongs to one W&B run
+    # Whatever the killed process's W&B service had written (nothing, some steps), the resumed
+    # attempt logged steps 1-8 again from the run's metrics.jsonl and trained 9-25 itself:
+    # its file alone holds the store's whole curve, value for value.
+    resumed = [run for run in wandb_runs(tmp_path / "wb") if run.summary.get("state")]
+    assert len(resumed) == 1 and resumed[0].summary["state"] == "SUCCEEDED"
+    got: dict[str, dict[int, float]] = {}
+    for step, values in resumed[0].history.items():
+        for name, value in values.items():
+            got.setdefault(name, {})[step] = float(value)
+    assert got == store
     # steps 9 and 10 were logged by both attempts: TensorBoard keeps the resumed ones only
     board = tensorboard_scalars(tmp_path / "tb" / "killed")
     assert board["loss"] == pytest.approx(store["loss"], rel=TB_FLOAT)
