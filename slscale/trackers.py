@@ -269,13 +269,15 @@ def eval_values(rows: Iterable[EvalResult]) -> dict[str, float]:
 
 def _warn(tracker: str, run_id: str, what: str, exc: BaseException) -> None:
     where = f" for run {run_id}" if run_id else ""
+    hint = " (pip install 'slscale[trackers]')" if isinstance(exc, ModuleNotFoundError) else ""
     log.warning(
-        "%s mirror %s%s: %s: %s; it is off for this run (the results store has everything)",
+        "%s mirror %s%s: %s: %s%s; it is off for this run (the results store has everything)",
         tracker,
         what,
         where,
         type(exc).__name__,
         exc,
+        hint,
     )
 
 
