@@ -28,6 +28,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     sweep = sub.add_parser("sweep", help="launch a grid's runs on Ray; status; cancel")
     ssub = sweep.add_subparsers(dest="sweep_command", required=True, metavar="SWEEP_COMMAND")
     _launch_parser(ssub)
+    from slscale.sweep import slurm
+
+    slurm.add_parser(ssub)
 
     status = ssub.add_parser("status", help="each run's state, attempts, last loss, tokens, error")
     _store_arguments(status)
