@@ -97,14 +97,7 @@ class SlurmOptions:
     """Seconds the nodes have to join the head."""
 
     def __post_init__(self) -> None:
-        if self.nodes < 1:
-            raise ConfigError(f"--nodes {self.nodes}: need at least 1 node")
-        if self.gpus_per_node < 0:
-            raise ConfigError(f"--gpus-per-node {self.gpus_per_node}: must be 0 or more")
-        if self.cpus_per_node is not None and self.cpus_per_node < 1:
-            raise ConfigError(f"--cpus-per-node {self.cpus_per_node}: must be 1 or more")
-        if self.join_timeout < 1:
-            raise ConfigError(f"--join-timeout {self.join_timeout}: must be 1 s or more")
+        self._check_sizes()
         if not self.job_name.strip():
             raise ConfigError("--job-name: must not be empty")
         limit = parse_time(self.time) if self.time is not None else None
@@ -113,6 +106,16 @@ class SlurmOptions:
         for name, value in self._values():
             if "\n" in value or "\r" in value or "\0" in value:
                 raise ConfigError(f"{name} {value!r}: must be one line")
+
+    def _check_sizes(self) -> None:
+        if self.nodes < 1:
+            raise ConfigError(f"--nodes {self.nodes}: need at least 1 node")
+        if self.gpus_per_node < 0:
+            raise ConfigError(f"--gpus-per-node {self.gpus_per_node}: must be 0 or more")
+        if self.cpus_per_node is not None and self.cpus_per_node < 1:
+            raise ConfigError(f"--cpus-per-node {self.cpus_per_node}: must be 1 or more")
+        if self.join_timeout < 1:
+            raise ConfigError(f"--join-timeout {self.join_timeout}: must be 1 s or more")
 
     def _values(self) -> list[tuple[str, str]]:
         named = [
