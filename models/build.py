@@ -102,10 +102,22 @@ def _scratch_vocab(spec: RunSpec, tokenizer: str | Path | None) -> SpeechTextVoc
             f"init 'scratch' with modality '{spec.modality}' needs a text "
             f"tokenizer for its vocabulary: {hint}"
         )
+    return extend_tokenizer(_load_tokenizer(Path(tokenizer)), where=f"tokenizer {tokenizer}")
+
+
+def _load_tokenizer(folder: Path) -> Any:
+    """The text tokenizer saved in ``folder`` (ConfigError naming it if there is none)."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(tokenizer))
-    return extend_tokenizer(tok, where=f"tokenizer {tokenizer}")
+    if not folder.is_dir():
+        raise ConfigError(f"tokenizer {folder}: no such folder; pass --tokenizer DIR")
+    try:
+        return AutoTokenizer.from_pretrained(str(folder))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"tokenizer {folder}: cannot load it ({type(exc).__name__}); point --tokenizer at "
+            "a folder written by a tokenizer's save_pretrained"
+        ) from None
 
 
 def _scratch_config(spec: RunSpec, arch: Architecture | None, config: Any, rows: int) -> Any:

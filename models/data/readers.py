@@ -11,7 +11,7 @@ too: a row with only ``units``; SlamKit's tokenised ``"audio_repr": "<Un3><Un49>
 
 Text rows: ``{"text": ...}`` (SlamKit's text files use ``audio_repr`` for the text; accepted).
 
-Bad input raises :class:`~slscale.errors.SlscaleError` naming the file and line. Documents
+Bad input raises :class:`~slscale.errors.DataError` naming the file and line. Documents
 with no units or no text are skipped and counted in a logged warning (the one documented fix).
 """
 
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from slscale.errors import SlscaleError
+from slscale.errors import DataError
 from slscale.models.data import units as U
 from slscale.models.data.records import Row, iter_rows
 
@@ -110,9 +110,9 @@ def _text_field(row: Row, where: str) -> str:
     for key in ("text", "audio_repr", "line"):
         if key in row:
             if not isinstance(row[key], str):
-                raise SlscaleError(f"{where}: field '{key}' must be a string")
+                raise DataError(f"{where}: field '{key}' must be a string")
             return str(row[key])
-    raise SlscaleError(f"{where}: missing field 'text'")
+    raise DataError(f"{where}: missing field 'text'")
 
 
 def parse_speech_row(row: Row, where: str, options: SpeechReadOptions) -> SpeechDoc | None:
@@ -141,7 +141,7 @@ def _row_units(row: Row, where: str) -> np.ndarray:
         value = row["units"]
         array = np.asarray(value) if isinstance(value, list) else None
         if array is None or (array.size and (array.dtype.kind != "i" or array.ndim != 1)):
-            raise SlscaleError(f"{where}: field 'units' must be a list of integers")
+            raise DataError(f"{where}: field 'units' must be a list of integers")
         return array.astype(np.int64)
     if "audio_repr" in row:
         return np.asarray([int(u) for u in _UNIT_TOKEN.findall(row["audio_repr"])], np.int64)
@@ -149,8 +149,8 @@ def _row_units(row: Row, where: str) -> np.ndarray:
         try:
             return np.asarray([int(u) for u in row["line"].split()], dtype=np.int64)
         except ValueError:
-            raise SlscaleError(f"{where}: a unit line must hold integers only") from None
-    raise SlscaleError(f"{where}: missing field 'units'")
+            raise DataError(f"{where}: a unit line must hold integers only") from None
+    raise DataError(f"{where}: missing field 'units'")
 
 
 def _row_durations(row: Row, length: int, where: str) -> np.ndarray:
@@ -158,12 +158,12 @@ def _row_durations(row: Row, length: int, where: str) -> np.ndarray:
     if value is None:
         return np.ones(length, dtype=np.int64)
     if not isinstance(value, list) or len(value) != length:
-        raise SlscaleError(
+        raise DataError(
             f"{where}: field 'duration' must be a list of {length} frame counts (one per unit)"
         )
     durations = np.asarray(value, dtype=np.int64)
     if (durations < 1).any():
-        raise SlscaleError(f"{where}: field 'duration' holds a count below 1 frame")
+        raise DataError(f"{where}: field 'duration' holds a count below 1 frame")
     return durations
 
 
@@ -175,7 +175,7 @@ def _row_alignment(row: Row, name: str, where: str, options: SpeechReadOptions) 
             aligned = json.loads(sidecar.read_text()).get("aligned_text")
             where = str(sidecar)
     if aligned is None and options.require_alignment:
-        raise SlscaleError(f"{where}: no 'aligned_text' (word alignment) for {name}")
+        raise DataError(f"{where}: no 'aligned_text' (word alignment) for {name}")
     return aligned
 
 
@@ -191,18 +191,18 @@ def _alignment_columns(aligned: Any, where: str) -> tuple[tuple[str, ...], np.nd
     (Arrow stores the triples as structs)."""
     shape_error = f"{where}: field 'aligned_text' must be a list of [word, start, end]"
     if not isinstance(aligned, list):
-        raise SlscaleError(shape_error)
+        raise DataError(shape_error)
     if aligned and isinstance(aligned[0], dict):
         if not all(isinstance(w, dict) and {"word", "start", "end"} <= w.keys() for w in aligned):
-            raise SlscaleError(shape_error)
+            raise DataError(shape_error)
         aligned = [(w["word"], w["start"], w["end"]) for w in aligned]
     if any(not isinstance(w, (list, tuple)) or len(w) != 3 for w in aligned):
-        raise SlscaleError(shape_error)
+        raise DataError(shape_error)
     if not aligned:
         return (), np.zeros(0), np.zeros(0)
     words, starts, ends = zip(*aligned, strict=True)
     try:
         times = np.asarray([starts, ends], dtype=np.float64)
     except (TypeError, ValueError):
-        raise SlscaleError(f"{where}: aligned_text times must be numbers (seconds)") from None
+        raise DataError(f"{where}: aligned_text times must be numbers (seconds)") from None
     return tuple(str(w).strip() for w in words), times[0], times[1]

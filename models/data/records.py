@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from slscale.errors import SlscaleError
+from slscale.errors import DataError
 
 Row = dict[str, Any]
 
@@ -30,7 +30,7 @@ def iter_rows(path: Path, split: str | None = None) -> Iterator[tuple[Row, str]]
     if path.is_dir():
         yield from _iter_saved_dataset(path, split)
     elif not path.exists():
-        raise SlscaleError(f"data file {path} does not exist")
+        raise DataError(f"data file {path} does not exist")
     elif path.suffix == ".txt":
         yield from _iter_text_lines(path)
     else:
@@ -52,9 +52,9 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[Row, str]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise SlscaleError(f"{where}: not valid JSON ({exc.msg})") from None
+                raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
             if not isinstance(row, dict):
-                raise SlscaleError(f"{where}: each line must be a JSON object")
+                raise DataError(f"{where}: each line must be a JSON object")
             yield row, where
 
 
@@ -71,13 +71,13 @@ def _iter_saved_dataset(folder: Path, split: str | None) -> Iterator[tuple[Row, 
         return
     state_path = folder / "state.json"
     if not state_path.exists():
-        raise SlscaleError(
+        raise DataError(
             f"{folder} is a folder but not a dataset written by save_to_disk "
             "(no state.json or dataset_dict.json)"
         )
     state = json.loads(state_path.read_text())
     if state.get("_indices_data_files"):
-        raise SlscaleError(
+        raise DataError(
             f"{state_path}: the dataset has an indices mapping; save it with "
             "dataset.flatten_indices().save_to_disk(...) first"
         )
@@ -91,7 +91,7 @@ def _pick_split(folder: Path, split: str | None) -> Path:
     for name in wanted:
         if name in splits:
             return folder / name
-    raise SlscaleError(f"{folder}: split {wanted[0]!r} not found; it has {', '.join(splits)}")
+    raise DataError(f"{folder}: split {wanted[0]!r} not found; it has {', '.join(splits)}")
 
 
 def _iter_arrow(path: Path) -> Iterator[tuple[Row, str]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from slscale.errors import SlscaleError
+from slscale.errors import DataError
 
 FRAME_SECONDS = 0.04
 """Frame length of mHuBERT-25Hz units (25 Hz)."""
@@ -26,7 +26,7 @@ def check_units(units: np.ndarray, num_units: int, where: str) -> None:
     """Raise if any unit is outside ``[0, num_units)``; ``where`` names the file and line."""
     if units.size and (int(units.min()) < 0 or int(units.max()) >= num_units):
         bad = int(units[(units < 0) | (units >= num_units)][0])
-        raise SlscaleError(
+        raise DataError(
             f"{where}: unit {bad} is outside [0, {num_units}); the units must come from a "
             f"{num_units}-cluster tokenizer (set num_units to match it)"
         )
@@ -75,14 +75,14 @@ def check_alignment(starts_s: np.ndarray, ends_s: np.ndarray, audio_s: float, wh
         (f"an end past the audio end ({audio_s:.2f} s)", ends_s > audio_s + tol),
     ):
         if bad.any():
-            raise SlscaleError(
+            raise DataError(
                 f"{where}: aligned word {int(np.argmax(bad))} has {name}; "
                 "the alignment does not match these units"
             )
     overlap = starts_s[1:] < ends_s[:-1] - tol
     if overlap.any():
         i = int(np.argmax(overlap)) + 1
-        raise SlscaleError(
+        raise DataError(
             f"{where}: aligned word {i} starts before word {i - 1} ends; "
             "words must be in time order"
         )

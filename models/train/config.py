@@ -123,6 +123,13 @@ class TrainConfig:
         """The config of ``spec``'s run; ``runtime`` sets the non-identity fields."""
         from slscale.identity import run_id
 
+        known = {f.name for f in dataclasses.fields(cls)} - _FROM_SPEC
+        unknown = sorted(set(runtime) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown trainer setting(s) {', '.join(map(repr, unknown))}; "
+                f"known: {', '.join(sorted(known))}"
+            )
         return cls(
             run_id=run_id(spec),
             workdir=str(workdir),
@@ -132,6 +139,10 @@ class TrainConfig:
             spec=spec_to_dict(spec),
             **runtime,
         )
+
+
+_FROM_SPEC = {"run_id", "tokens", "recipe", "seed", "spec"}
+"""TrainConfig fields :meth:`TrainConfig.from_spec` takes from the spec, not the runtime."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

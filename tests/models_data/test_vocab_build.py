@@ -173,6 +173,10 @@ def test_bad_inits(tmp_path: Path, monkeypatch):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match=r"has no config\.json"):
         build_model(_spec(str(tmp_path / "empty")))
+    with pytest.raises(ConfigError, match=r"tokenizer /no/such/tok: no such folder"):
+        build_model(_spec(), config=tiny_config("llama", 10), tokenizer="/no/such/tok")
+    with pytest.raises(ConfigError, match=r"tokenizer .*empty: cannot load it"):
+        build_model(_spec(), config=tiny_config("llama", 10), tokenizer=tmp_path / "empty")
     import huggingface_hub.constants
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

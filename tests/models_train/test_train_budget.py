@@ -114,3 +114,17 @@ def test_config_errors_name_the_field_and_value(field: str, value: object) -> No
     settings = {"run_id": "r", "workdir": "w", "tokens": 10, field: value}
     with pytest.raises(ConfigError, match=f"'{field}' = {value!r}"):
         TrainConfig(**settings)  # type: ignore[arg-type]
+
+
+def test_unknown_trainer_settings_are_named() -> None:
+    """A misspelt runtime setting (``--run-fn-kwargs``, a sweep's trainer settings) is a
+    ConfigError naming it, which a sweep does not retry; a spec field is not a setting."""
+    from slscale.spec import RunSpec
+
+    spec = RunSpec(family="llama", size="mini-25k", modality="textless", tokens=1024)
+    config = TrainConfig.from_spec(spec, workdir="w", zero_stage=2, checkpoint_every_steps=5)
+    assert config.zero_stage == 2 and config.tokens == 1024
+    with pytest.raises(ConfigError, match=r"unknown trainer setting\(s\) 'zero_stag'; known: "):
+        TrainConfig.from_spec(spec, workdir="w", zero_stag=2)
+    with pytest.raises(ConfigError, match=r"unknown trainer setting\(s\) 'tokens'"):
+        TrainConfig.from_spec(spec, workdir="w", tokens=5)
