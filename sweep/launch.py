@@ -68,7 +68,7 @@ class LaunchOptions:
     max_concurrent: int | None = None
     """Most runs at once (None: as many as fit)."""
     max_retries: int = 2
-    """Retries of a run that raised."""
+    """Retries of a run after a transient error (input errors are never retried)."""
     order: Order = Order.LARGEST_FIRST
     """Run order (largest-first lowers the makespan)."""
     gpu: str = "a100-80gb"

@@ -52,7 +52,8 @@ class SchedulerOptions:
     max_concurrent: int | None = None
     """Most runs in flight at once (None: as many as the cluster holds)."""
     max_retries: int = 2
-    """Retries of a run that raised, before it is FAILED."""
+    """Retries of a run after a transient error, before it is FAILED (input errors are never
+    retried: see :mod:`~slscale.sweep.scheduler.outcome`)."""
     max_preemptions: int = 1000
     """Resumptions after lost processes before a run is FAILED (against crash loops)."""
     order: Order = Order.LARGEST_FIRST

@@ -64,6 +64,12 @@ from slscale.sweep.scheduler.policy import (
 if TYPE_CHECKING:
     from slscale.store.base import RunRecord, Store
 
+NOT_RETRIED = (
+    "(not retried: another attempt would fail the same way; fix the cause, then launch with "
+    "--retry-failed)"
+)
+"""Last line of the error of a run FAILED at its first attempt (an input or configuration
+error, or a divergence: see :mod:`~slscale.sweep.scheduler.outcome`)."""
 RETRYABLE = (RunState.PENDING, RunState.RUNNING, RunState.PREEMPTED, RunState.FAILED)
 """States an attempt's own writes may have left (the trainer records FAILED/PREEMPTED too)."""
 
@@ -323,8 +329,9 @@ class Driver:
             self._retry(flight, outcome, "preemptions", self.options.max_preemptions)
         elif outcome.kind is oc.Kind.ERROR:
             self._retry(flight, outcome, "failures", self.options.max_retries)
-        else:  # FATAL: an invalid config or a divergence; running it again cannot help
-            self._fail(run_id, outcome.error_text() or outcome.kind.value)
+        else:  # FATAL: the user's input must change first; running it again cannot help
+            self.store.set_summary(run_id, {"failures": flight.failures + 1})
+            self._fail(run_id, f"{outcome.error_text() or outcome.kind.value}\n{NOT_RETRIED}")
 
     def _retry(self, flight: Flight, outcome: oc.Outcome, counter: str, limit: int) -> None:
         run_id = flight.request.run_id

@@ -7,11 +7,17 @@ Causes (and what the scheduler does with them):
   worker (Ray's WorkerCrashedError, NodeDiedError, ActorDiedError, ...) — or the run stopped
   itself after checkpointing on SIGTERM → ``PREEMPTED``: resumed from its last checkpoint,
   retried without a limit (up to a large cap against crash loops);
-* the run raised → ``ERROR``: retried up to ``max_retries`` times, then FAILED with the error
-  and the tail of its traceback;
-* the run's config is invalid (:class:`~slscale.errors.ConfigError`) or it diverged
-  (:class:`Diverged`) → ``FATAL``: FAILED at once, since running it again cannot help (a
-  resumed run replays the same steps);
+* the run raised an error that running it again cannot cure → ``FATAL``: FAILED at its first
+  attempt with the error. These are the errors the user must fix first, every
+  :class:`~slscale.errors.SlscaleError` whose ``retryable`` is false — an invalid config or
+  unknown field (:class:`~slscale.errors.ConfigError`), a bad data row
+  (:class:`~slscale.errors.DataError`, naming its file and line), a missing TextLM or
+  tokenizer, a model that fits no GPU, an unusable checkpoint — and a divergence
+  (:class:`Diverged`: a resumed run replays the same steps);
+* the run raised anything else, or a retryable error (:class:`~slscale.errors.StoreError`: the
+  store was unreachable past the trainer's own wait; an out-of-memory error on a busy node; an
+  unexpected exception, which may be a lost connection as well as a bug) → ``ERROR``: retried
+  up to ``max_retries`` times, then FAILED with the error and the tail of its traceback;
 * the task was cancelled (``slscale sweep cancel``) → ``CANCELLED``;
 * a newer attempt of the run was started elsewhere (:mod:`slscale.fence`: the run folder
   names a newer attempt) → ``SUPERSEDED``: this attempt stopped without writing, and the run
@@ -46,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from slscale import fence
-from slscale.errors import ConfigError
+from slscale.errors import SlscaleError
 
 STOP_FILE = "STOP.attempt-{attempt}"
 """Written in a run's folder by the driver to stop that attempt of the run."""
@@ -184,12 +190,20 @@ def from_exception(exc: BaseException, seconds: float = 0.0) -> Outcome:
         kind = Kind.SUPERSEDED
     elif isinstance(exc, (Preempted, KeyboardInterrupt, SystemExit)) or _named_preemption(exc):
         kind = Kind.PREEMPTED
-    elif isinstance(exc, (ConfigError, Diverged)):
+    elif not retryable(exc):
         kind = Kind.FATAL
     else:
         kind = Kind.ERROR
     tail = None if kind in (Kind.PREEMPTED, Kind.SUPERSEDED) else traceback_tail(exc)
     return Outcome(kind=kind, error=one_line(exc), traceback=tail, seconds=seconds, host=_host())
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether an attempt that raised ``exc`` may succeed if run again unchanged: False for
+    a divergence and for the user's errors that are not retryable (see the module docstring)."""
+    if isinstance(exc, Diverged):
+        return False
+    return not isinstance(exc, SlscaleError) or exc.retryable
 
 
 def from_ray_error(exc: BaseException) -> Outcome:
@@ -200,7 +214,7 @@ def from_ray_error(exc: BaseException) -> Outcome:
         return Outcome(kind=Kind.CANCELLED, error="cancelled")
     if isinstance(exc, rex.RayTaskError) and exc.cause is not None:
         return from_exception(exc.cause)
-    if isinstance(exc, rex.OutOfMemoryError):  # deterministic more often than not: bounded
+    if isinstance(exc, rex.OutOfMemoryError):  # a busy node, or a run too big: bounded
         return Outcome(kind=Kind.ERROR, error=one_line(exc))
     lost = (
         rex.WorkerCrashedError,

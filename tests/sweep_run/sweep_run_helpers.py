@@ -159,3 +159,23 @@ def cli_driver(
     return subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )
+
+
+class LosesDataOnFirstAttempt:
+    """A job builder training as :class:`~slscale.sweep.scheduler.runners.MarkovJob` does,
+    except that on the run's first attempt opening the training data fails with a connection
+    reset (an OSError, as from a network file system that dropped its connection): a transient
+    error, which the next attempt does not meet."""
+
+    def __call__(self, spec: Any, **runtime: Any) -> Any:
+        import dataclasses
+
+        from slscale.sweep.scheduler.runners import MarkovJob
+
+        first = runtime.get("attempt") == 1
+        job = MarkovJob()(spec, **runtime)
+        return dataclasses.replace(job, train_data=_connection_reset) if first else job
+
+
+def _connection_reset(shard: int, num_shards: int) -> Any:
+    raise ConnectionResetError(104, "Connection reset by peer (the data's file server)")

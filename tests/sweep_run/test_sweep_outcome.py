@@ -10,7 +10,7 @@ from ray import exceptions as rex
 from sweep_run_helpers import specs_of, write_grid
 
 from slscale import fence
-from slscale.errors import ConfigError
+from slscale.errors import ConfigError, DataError, SlscaleError, StoreError
 from slscale.identity import run_id
 from slscale.spec import spec_to_dict
 from slscale.sweep.scheduler import leases
@@ -21,6 +21,7 @@ from slscale.sweep.scheduler.outcome import (
     execute,
     from_exception,
     from_ray_error,
+    retryable,
 )
 from slscale.sweep.scheduler.runners import TrainerRun
 
@@ -52,6 +53,36 @@ def test_invalid_config_and_divergence_are_fatal():
     diverged = from_exception(Diverged("diverged: training loss nan at step 7"))
     assert config.kind is Kind.FATAL and "field 'lr'" in config.error
     assert diverged.kind is Kind.FATAL
+
+
+def test_errors_the_user_must_fix_are_fatal_and_transient_ones_are_retried():
+    """Classified by the exception's class, never by its message: a bad data row, a missing
+    TextLM (a plain SlscaleError) and an unknown field fail at once; a store outage, an
+    out-of-memory error and an unexpected exception are retried, whatever they say."""
+    fatal = [
+        DataError("data/train.jsonl:3: unit 731 is outside [0, 500)"),
+        SlscaleError("init 'org/lm': cannot load it"),
+        ConfigError("unknown trainer setting(s) 'bogus'"),
+        Diverged("diverged: training loss nan at step 7"),
+    ]
+    retried = [
+        StoreError("results store 'pg': write failed: connection refused"),
+        MemoryError("unit 731 is outside [0, 500)"),
+        ConnectionResetError("config error"),
+        RuntimeError("DataError: bad row"),
+    ]
+    for exc in fatal:
+        assert not retryable(exc) and from_exception(exc).kind is Kind.FATAL, exc
+    for exc in retried:
+        assert retryable(exc) and from_exception(exc).kind is Kind.ERROR, exc
+    # An error raised inside a Ray task arrives wrapped; its cause decides.
+    data = DataError("data/train.jsonl:3: unit 731 is outside [0, 500)")
+    wrapped = rex.RayTaskError("execute", "Traceback ...", data)
+    assert from_ray_error(wrapped).kind is Kind.FATAL
+    assert from_ray_error(wrapped).error == f"DataError: {data}"
+    outage = rex.RayTaskError("execute", "Traceback ...", StoreError("store down"))
+    assert from_ray_error(outage).kind is Kind.ERROR
+    assert from_ray_error(rex.OutOfMemoryError("node memory 95%")).kind is Kind.ERROR
 
 
 def test_stopping_on_a_signal_is_a_preemption():
