@@ -21,6 +21,20 @@ from slscale.errors import SlscaleError
 from slscale.trackers import add_tracker_arguments, settings_from_args
 
 ORDERS = ("largest-first", "smallest-first", "grid")
+RETRIES_EPILOG = """\
+which failures are retried:
+  preemption, node loss, a crashed or killed worker (SIGTERM, SIGKILL, Ray's
+    WorkerCrashedError, NodeDiedError, ...): always (up to 1000 times, against crash
+    loops); the run resumes from its last checkpoint
+  transient errors: an unreachable results store, out of memory on a busy node, any
+    exception slscale does not know as an input error (a lost connection, a full
+    disk, a bug): up to --max-retries times
+  input and configuration errors: never; the run is FAILED at its first attempt
+    with the error (a bad data row names its file and line). These are a bad data
+    row or file, an unknown or invalid field, a missing TextLM, tokenizer or data
+    folder, a model that fits no GPU, an unusable checkpoint, and a diverged loss.
+    Fix the cause, then launch again with --retry-failed.
+"""
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,7 +64,12 @@ def _store_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _launch_parser(ssub: Any) -> None:
-    p = ssub.add_parser("launch", help="run every unfinished run of a grid on Ray")
+    p = ssub.add_parser(
+        "launch",
+        help="run every unfinished run of a grid on Ray",
+        epilog=RETRIES_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("grid", help="grid YAML, shipped grid name, or module:function")
     p.add_argument("--workdir", required=True, help="study folder (runs/<run_id>/, results.db)")
     p.add_argument("--store", help="store path or URL (default: <workdir>/results.db)")
@@ -77,7 +96,8 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
         "--max-retries",
         type=int,
         default=2,
-        help="retries of a run that raised before it is FAILED (default 2)",
+        help="retries of a run after a transient error before it is FAILED (default 2; "
+        "input errors are never retried, preemptions always: see 'sweep launch --help')",
     )
     p.add_argument(
         "--order",

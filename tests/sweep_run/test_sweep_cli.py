@@ -103,3 +103,12 @@ def test_launch_needs_the_trainers_data_or_a_run_function(tmp_path, capsys):
     assert slscale_cli([*argv, "--data", str(tmp_path), *fn]) == 2
     assert "not both" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()  # nothing registered, no cluster started
+
+
+def test_launch_help_says_which_failures_are_retried(capsys):
+    with pytest.raises(SystemExit):
+        slscale_cli(["sweep", "launch", "--help"])
+    text = capsys.readouterr().out
+    assert "which failures are retried:" in text
+    assert "input and configuration errors: never" in text
+    assert "up to --max-retries times" in text and "a bad data row names its file and line" in text
