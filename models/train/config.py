@@ -24,7 +24,8 @@ from slscale.trackers import TrackerSettings
 ModelFactory = Callable[[], torch.nn.Module]
 """Builds the (seeded) model; called once per worker after the trainer seeds torch."""
 SourceFactory = Callable[[int, int], BatchSource]
-"""(shard, num_shards) -> this worker's batch source."""
+"""(shard, num_shards) -> a batch source. The trainer asks for shard 0 of 1, the run's one
+stream, and deals each step's sequences out to the workers itself (see dealing.py)."""
 ValidationFactory = Callable[[int, int], "BatchSource | Mapping[str, BatchSource]"]
 """(shard, num_shards) -> held-out batch source(s); named sources get their own val_loss.<name>.
 Every worker must get the same stream: the trainer shares its batches out among the workers."""

@@ -29,11 +29,11 @@ import torch
 import torch.nn.functional as F
 
 from slscale import fence
-from slscale.errors import SlscaleError
 from slscale.models.data.batching import Batch, BatchSource
-from slscale.models.train.budget import MicroBatch, TokenBudget
+from slscale.models.train.budget import TokenBudget
 from slscale.models.train.checkpoint import CheckpointManager
 from slscale.models.train.config import TrainJob
+from slscale.models.train.dealing import draw_step, drawn_batches, worker_batches
 from slscale.models.train.distributed import DistInfo, all_reduce_sum
 from slscale.models.train.engine import build_engine, resolve_precision
 from slscale.models.train.flops import count_flops_per_token, param_counts
@@ -82,7 +82,8 @@ class WorkerLoop:
         self._measure_model()
         self.precision = resolve_precision(cfg.precision, info.device)
         self.engine, self.schedule = build_engine(self.model, cfg, self.budget, info)
-        self.source: BatchSource = job.train_data(info.rank, info.world_size)
+        # one stream for the whole run, dealt out step by step (see models/train/dealing.py)
+        self.source: BatchSource = job.train_data(0, 1)
         self.progress = Progress()
         self._grad_norm: float | None = None
         self.superseded_by = 0
@@ -112,6 +113,8 @@ class WorkerLoop:
             return None
         state = self.checkpoints.load(self.engine, path)
         self.progress = Progress.from_dict(state["progress"])
+        if not self.info.is_main:  # worker 0 alone counts tokens (see dealing.py)
+            self.progress.token_counts = {}
         self.progress.resumed_from.append(self.progress.step)
         self.source.load_state_dict(state["source"])
         set_rng_state(state["rng"])
@@ -142,7 +145,7 @@ class WorkerLoop:
         start = time.perf_counter()
         step = self.progress.step
         self._grad_norm = None
-        batches = [self._fetch(m) for m in self.budget.worker_micro_batches(step, self.info.rank)]
+        batches = self._step_batches(step)
         local = sum(labelled_tokens(b) for b in batches)
         (total,) = all_reduce_sum([float(local)], self.info)
         scale = self.info.world_size / max(total, 1.0)
@@ -187,17 +190,17 @@ class WorkerLoop:
             return 0
         return fence.newer_attempt(self.cfg.run_dir, self.cfg.attempt) or 0
 
-    def _fetch(self, micro: MicroBatch) -> Batch:
-        if micro.is_empty:  # keeps collectives aligned; all labels ignored, so no loss
-            return padding_batch()
-        batch = self.source.next_batch(micro.num_sequences, micro.length)
-        if tuple(batch.input_ids.shape) != (micro.num_sequences, micro.length):
-            raise SlscaleError(
-                f"run {self.cfg.run_id}: the batch source returned input_ids of shape "
-                f"{tuple(batch.input_ids.shape)}, asked for {(micro.num_sequences, micro.length)}"
-            )
-        self.progress.count(batch)
-        return batch
+    def _step_batches(self, step: int) -> list[Batch]:
+        """This worker's micro-batches of ``step``, dealt from the global step drawn from the
+        run's one stream (:mod:`~slscale.models.train.dealing`); worker 0 counts its tokens."""
+        lengths = self.budget.step_sequence_lengths(step)
+        rows = draw_step(self.source, lengths, f"run {self.cfg.run_id}")
+        if self.info.is_main:
+            for drawn in drawn_batches(rows):
+                self.progress.count(drawn)
+        # an empty micro-batch keeps the collectives aligned; its labels are ignored: no loss
+        dealt = worker_batches(rows, self.budget, step, self.info.rank)
+        return [padding_batch() if batch is None else batch for batch in dealt]
 
     def _nll(self, batch: Batch) -> torch.Tensor:
         device = self.info.device

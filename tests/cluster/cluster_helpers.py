@@ -211,66 +211,6 @@ def placements(workdir: Path, run_id: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 
-class SourcesInTurn:
-    """A batch source that draws its micro-batches from several sources in turn."""
-
-    def __init__(self, sources: list[Any]) -> None:
-        self.sources, self.turn = sources, 0
-
-    def next_batch(self, batch_size: int, context_length: int) -> Any:
-        source = self.sources[self.turn]
-        self.turn = (self.turn + 1) % len(self.sources)
-        return source.next_batch(batch_size, context_length)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"turn": self.turn, "sources": [s.state_dict() for s in self.sources]}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.turn = int(state["turn"])
-        for source, part in zip(self.sources, state["sources"], strict=True):
-            source.load_state_dict(part)
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class TwoShardData:
-    """Training data that makes a run trained by 2 workers and by 1 worker see the same global
-    batches: 2 workers read Markov shards 0 and 1 (one micro-batch each per step); 1 worker with
-    two micro-batches per step reads shard 0 then shard 1."""
-
-    config: Any
-    seed: int
-
-    def __call__(self, shard: int, num_shards: int) -> Any:
-        from slscale.models.train.token_source import MarkovTokenSource
-
-        parts = [
-            MarkovTokenSource(self.config, seed=self.seed, shard=k, num_shards=2) for k in (0, 1)
-        ]
-        if num_shards == 2:
-            return parts[shard]
-        assert num_shards == 1, num_shards
-        return SourcesInTurn(parts)
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class TwoShardMarkovJob:
-    """:class:`~slscale.sweep.scheduler.runners.MarkovJob` trained on :class:`TwoShardData`."""
-
-    def __call__(self, spec: Any, **runtime: Any) -> Any:
-        from slscale.sweep.scheduler.runners import MarkovJob
-
-        job = MarkovJob()(spec, **runtime)
-        data = TwoShardData(config=job.train_data.config, seed=job.train_data.seed)
-        return dataclasses.replace(job, train_data=data)
-
-
-def two_shard_trainer(**runtime: Any) -> Any:
-    """The DeepSpeed trainer on :class:`TwoShardMarkovJob` (``--run-fn``)."""
-    from slscale.sweep.scheduler.runners import TrainerRun
-
-    return TrainerRun(job_builder=TwoShardMarkovJob(), runtime=runtime)
-
-
 def sweep_driver(
     workdir: Path,
     grid: Path,

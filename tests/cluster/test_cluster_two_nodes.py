@@ -160,8 +160,9 @@ def test_a_two_worker_trainer_run_spans_both_nodes_and_matches_one_process(
     """One run of two workers (``--workers-per-run 2``, 1 CPU each) on two 1-CPU nodes: Ray
     Train can only place one worker per node, so the DeepSpeed process group (gloo) spans the
     nodes. With ZeRO-2 and ZeRO-3 it trains every step once, and its loss curve matches the
-    same run trained by one process on the same global batches (two micro-batches a step)."""
-    from cluster_helpers import two_shard_trainer
+    same run trained by one process (two micro-batches a step): the trainer deals the same
+    global batches out to however many workers a run has."""
+    from slscale.sweep.scheduler.runners import markov_trainer
 
     grid = write_grid(tmp_path / "grid.yaml", seeds=[7], steps=[40])
     (spec,) = specs_of(grid)
@@ -171,7 +172,7 @@ def test_a_two_worker_trainer_run_spans_both_nodes_and_matches_one_process(
         sys.executable, "-m", "slscale.cli", "sweep", "launch", str(grid),
         "--workdir", str(workdir), "--address", two_nodes["address"],
         "--workers-per-run", "2", "--cpus-per-run", "1",
-        "--run-fn", "cluster_helpers:two_shard_trainer",
+        "--run-fn", "slscale.sweep.scheduler.runners:markov_trainer",
         "--run-fn-kwargs", json.dumps(kwargs),
     ]  # fmt: skip
     done = subprocess.run(
@@ -188,7 +189,7 @@ def test_a_two_worker_trainer_run_spans_both_nodes_and_matches_one_process(
     reference = tmp_path / "reference"
     with open_store(reference) as store:
         store.register({rid: spec_to_dict(spec)})
-    two_shard_trainer(**kwargs)(spec_to_dict(spec), rid, str(reference), str(reference), 1)
+    markov_trainer(**kwargs)(spec_to_dict(spec), rid, str(reference), str(reference), 1)
     one = json.loads((reference / "runs" / rid / "result.json").read_text())["runtime"]
     assert one["world_size"] == 1 and one["micro_batch_size"] == 2
     assert losses == pytest.approx(curve(reference, rid), rel=1e-5)

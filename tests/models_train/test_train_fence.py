@@ -52,7 +52,8 @@ def fenced_job(workdir: Path, at: int | None, **config: Any) -> Any:
     run_dir = job.config.run_dir
 
     def data(shard: int, num_shards: int) -> MarkingSource:
-        return MarkingSource(MarkovData()(shard, num_shards), run_dir, at, newer=2, per_step=2)
+        # one draw per step: the trainer draws each step's 8 sequences at once
+        return MarkingSource(MarkovData()(shard, num_shards), run_dir, at, newer=2, per_step=1)
 
     return dataclasses.replace(job, train_data=data)
 

@@ -45,12 +45,32 @@ def test_two_workers_train_to_the_budget(tmp_path: Path, stage: int) -> None:
     assert sum("zero_pp_rank_1" in name for name in names) >= 1  # rank 1's optimizer partition
 
 
+@pytest.mark.usefixtures("dist")
+def test_two_workers_train_on_the_global_batches_of_one(tmp_path: Path) -> None:
+    """Both workers draw each step from the run's one stream and keep every other sequence:
+    two workers see the global batches one worker sees, and give its loss curve up to the
+    order of float sums."""
+    run_local(tiny_job(tmp_path, run_id="one", zero_stage=2))
+    run_local(tiny_job(tmp_path, run_id="two", num_workers=2, zero_stage=2))
+    with open_store(tmp_path) as store:
+        frame = store.metrics_frame(run_ids=["one", "two"], names=["loss"])
+    curves = {
+        run: dict(zip(part["step"], part["value"], strict=True))
+        for run, part in frame.groupby("run_id")
+    }
+    assert sorted(curves["two"]) == sorted(curves["one"]) == list(range(1, 26))
+    for step, loss in curves["one"].items():
+        assert curves["two"][step] == pytest.approx(loss, rel=1e-5)
+    one, two = (read_result(tmp_path / "runs" / run) for run in ("one", "two"))
+    assert one["tokens_by_stream"] == two["tokens_by_stream"]  # counted once, not per worker
+
+
 @pytest.mark.slow
 def test_two_workers_resume_exactly_after_a_crash(tmp_path: Path) -> None:
     args = script_args(tmp_path, "pair", num_workers=2, zero_stage=2, checkpoint_every_steps=4)
     straight = run_script({**args, "config": {**args["config"], "run_id": "straight"}}, tmp_path)
     assert straight.returncode == 0, straight.stderr[-3000:]
-    # per worker: 4 sequences per step = one micro-batch; batch 11 is in step 11
+    # each worker draws the whole step (8 sequences) at once: batch 11 is in step 11
     crashed = run_script({**args, "kill_at_batch": 11}, tmp_path)
     assert crashed.returncode != 0 and script_result(crashed.stdout) is None
     resumed = run_script(args, tmp_path)

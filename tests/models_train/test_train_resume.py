@@ -17,10 +17,10 @@ from slscale.models.train.telemetry import read_metrics_jsonl
 from slscale.spec import RunState
 from slscale.store import open_store
 
-# 8 sequences per step in micro-batches of 4: batch 21 is the first micro-batch of step 11,
-# after the checkpoints of steps 4 and 8.
+# The trainer draws each step's 8 sequences at once: draw 11 is step 11's, after the
+# checkpoints of steps 4 and 8.
 CHECKPOINT_EVERY = 4
-CRASH_AT_BATCH = 21
+CRASH_AT_BATCH = 11
 STEPS = 25
 
 

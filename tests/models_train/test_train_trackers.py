@@ -93,7 +93,7 @@ def test_a_killed_run_resumes_into_the_same_tracker_runs(tmp_path: Path, offline
         "tensorboard_dir": str(tmp_path / "tb"),
     }
     args = script_args(tmp_path, "killed", checkpoint_every_steps=4, trackers=trackers)
-    crashed = run_script({**args, "kill_at_batch": 21}, tmp_path)  # in step 11
+    crashed = run_script({**args, "kill_at_batch": 11}, tmp_path)  # in step 11
     assert crashed.returncode == -9, crashed.stderr[-3000:]
     done = run_script(args, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
