@@ -34,21 +34,24 @@ import pickle
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from slscale.errors import SlscaleError
+from slscale.models.train import elastic
 from slscale.models.train.distributed import DistInfo, barrier, broadcast_object
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "MANIFEST.json"
-FORMAT_VERSION = 2
-"""2: trainer state of plain values and tensors; 1: it pickled NumPy arrays (refused on load)."""
-_READABLE_FORMATS = (1, 2)
+FORMAT_VERSION = 3
+"""3: every worker's data position is the run's one stream, and the manifest records the ZeRO
+stage and precision; 2: each worker read a data shard of its own (a checkpoint of several
+workers is refused on load); 1: the trainer state pickled NumPy arrays (refused on load)."""
+_READABLE_FORMATS = (1, 2, 3)
 _PLAIN = (type(None), bool, int, float, str, bytes, torch.Tensor, torch.nn.Parameter)
 _NAME = re.compile(r"^step-(\d{9})$")
 _GLOBAL = re.compile(r"GLOBAL (\S+) was not an allowed global")
@@ -116,10 +119,15 @@ def write_manifest(path: Path, meta: dict[str, Any]) -> None:
 class CheckpointManager:
     """Saves, finds and loads the checkpoints of one run (collective calls on every worker)."""
 
-    def __init__(self, root: Path, keep: int, info: DistInfo) -> None:
+    def __init__(
+        self, root: Path, keep: int, info: DistInfo, setup: Mapping[str, Any] | None = None
+    ) -> None:
+        """``setup``: the ZeRO stage and precision of this attempt (``zero_stage``,
+        ``precision``), recorded in every checkpoint it writes and checked on resume."""
         self.root = Path(root)
         self.keep = keep
         self.info = info
+        self.setup = dict(setup or {})
 
     def check_writable(self) -> None:
         """Fail now, naming the folder, if this worker cannot write checkpoints there (rather
@@ -167,7 +175,8 @@ class CheckpointManager:
         if before_publish is not None:
             before_publish()
         if self.info.is_main:
-            write_manifest(tmp, {"step": step, "world_size": self.info.world_size, **meta})
+            record = {"step": step, "world_size": self.info.world_size, **self.setup, **meta}
+            write_manifest(tmp, record)
             self._publish(tmp, self.root / name)
             self._prune()
         barrier(self.info)
@@ -204,21 +213,19 @@ class CheckpointManager:
         return None
 
     def load(self, engine: Any, path: Path) -> dict[str, Any]:
-        """Restore the engine from ``path`` and return this worker's trainer state."""
+        """Restore the engine from ``path`` and return this worker's trainer state. A
+        checkpoint of another number of workers is re-partitioned (:mod:`.elastic`), and every
+        worker then takes worker 0's trainer state."""
         manifest = json.loads((path / MANIFEST).read_text())
-        if manifest["world_size"] != self.info.world_size:
-            raise SlscaleError(
-                f"checkpoint {path} was written by {manifest['world_size']} workers; resume it "
-                f"with the same number (now {self.info.world_size})"
-            )
-        file = path / worker_state_file(self.info.rank)
-        if manifest["format_version"] < FORMAT_VERSION:
-            raise SlscaleError(
-                f"{file}: written by an older slscale version (checkpoint format "
-                f"{manifest['format_version']}), whose pickled NumPy objects cannot be loaded "
-                f"safely; remove {self.root} to train the run from the start"
-            )
+        if self.setup:
+            elastic.check_resumable(manifest, path, self.setup)
+        same = manifest["world_size"] == self.info.world_size
+        file = path / worker_state_file(self.info.rank if same else 0)
+        self._check_format(manifest, file)
         state = read_worker_state(file)
+        if elastic.needs_universal(manifest, self.info.world_size):
+            elastic.load_universal(engine, self._universal(path))
+            return state
         load_path, _ = engine.load_checkpoint(
             str(self.root),
             tag=path.name,
@@ -228,6 +235,36 @@ class CheckpointManager:
         if load_path is None:
             raise SlscaleError(f"DeepSpeed could not load checkpoint {path}")
         return state
+
+    def _check_format(self, manifest: dict[str, Any], file: Path) -> None:
+        version = manifest["format_version"]
+        if version < 2:
+            raise SlscaleError(
+                f"{file}: written by an older slscale version (checkpoint format {version}), "
+                f"whose pickled NumPy objects cannot be loaded safely; remove {self.root} to "
+                "train the run from the start"
+            )
+        if version < 3 and manifest["world_size"] > 1:
+            raise SlscaleError(
+                f"{file.parent}: written by an older slscale version (checkpoint format "
+                f"{version}) whose {manifest['world_size']} workers each read a data shard of "
+                f"their own; resume it with that version, or remove {self.root} to train the "
+                "run from the start"
+            )
+
+    def _universal(self, path: Path) -> Path:
+        """The universal conversion of ``path``, made by worker 0 (a collective call: an error
+        of the conversion is raised on every worker)."""
+        error = None
+        if self.info.is_main:
+            try:
+                elastic.convert(path)
+            except SlscaleError as exc:
+                error = str(exc)
+        shared = broadcast_object(error, self.info)
+        if shared is not None:
+            raise SlscaleError(str(shared))
+        return path / elastic.UNIVERSAL
 
 
 def read_worker_state(file: Path) -> dict[str, Any]:

@@ -88,8 +88,9 @@ class WorkerLoop:
         self._grad_norm: float | None = None
         self.superseded_by = 0
         """The newer attempt found at the last check (0: this attempt owns the run folder)."""
+        setup = {"zero_stage": cfg.zero_stage, "precision": self.precision}
         self.checkpoints = CheckpointManager(
-            cfg.run_dir / "checkpoints", cfg.keep_checkpoints, info
+            cfg.run_dir / "checkpoints", cfg.keep_checkpoints, info, setup
         )
 
     def _measure_model(self) -> None:

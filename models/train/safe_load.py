@@ -11,9 +11,11 @@ it runs.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import pickle
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -40,7 +42,7 @@ def load_safely(engine: Any) -> None:
 
 def safe_load(path: str, map_location: Any = None) -> Any:
     """``torch.load(path, weights_only=True)`` allowing :data:`DEEPSPEED_GLOBALS`."""
-    with torch.serialization.safe_globals(_deepspeed_globals()):
+    with allowing_deepspeed_globals():
         try:
             return torch.load(path, map_location=map_location, weights_only=True)
         except pickle.UnpicklingError as exc:
@@ -54,7 +56,18 @@ def safe_load(path: str, map_location: Any = None) -> Any:
             ) from None
 
 
-def _deepspeed_globals() -> list[Any]:
+@contextlib.contextmanager
+def allowing_deepspeed_globals() -> Iterator[None]:
+    """Inside, ``weights_only`` loads accept :data:`DEEPSPEED_GLOBALS`. Nested uses add and
+    remove only what is not allowed already (torch's ``safe_globals`` removes on exit what it
+    was given, even when an enclosing context had added it)."""
+    allowed = torch.serialization.get_safe_globals()
+    with torch.serialization.safe_globals([g for g in deepspeed_globals() if g not in allowed]):
+        yield
+
+
+def deepspeed_globals() -> list[Any]:
+    """The classes of :data:`DEEPSPEED_GLOBALS`, imported."""
     found = []
     for name in DEEPSPEED_GLOBALS:
         module, _, attr = name.rpartition(".")
