@@ -72,10 +72,9 @@ def ray_eight_cpus() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def postgres_server_url() -> Iterator[str]:
     """URL of a database on a throwaway PostgreSQL server (tests/pg_server.py)."""
-    from pg_server import MISSING_REASON, find_pg_bindir, postgres_server
+    from pg_server import postgres_server, require_pg_server
 
-    if find_pg_bindir() is None:
-        pytest.skip(MISSING_REASON)
+    require_pg_server()
     with postgres_server() as url:
         yield url
 
@@ -100,10 +99,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def outage_server() -> Iterator[Any]:
     """A PostgreSQL server a test can crash and start again (tests/cluster/pg_restart.py)."""
     from pg_restart import RestartablePostgres
-    from pg_server import MISSING_REASON, find_pg_bindir
+    from pg_server import require_pg_server
 
-    if find_pg_bindir() is None:
-        pytest.skip(MISSING_REASON)
+    require_pg_server()
     server = RestartablePostgres()
     yield server
     server.remove()

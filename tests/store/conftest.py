@@ -3,7 +3,7 @@
 ``store_target`` is parametrised over SQLite (a file in the test's tmp folder) and PostgreSQL
 (a fresh database per test on a throwaway server started once per session; see
 tests/pg_server.py). The PostgreSQL cases are marked ``postgres`` and are skipped only when
-the server binaries are absent.
+the server binaries are absent, and fail instead under CI (``CI=true``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ _TESTS = str(Path(__file__).resolve().parents[1])  # tests/ holds the shared pg_
 if _TESTS not in sys.path:
     sys.path.append(_TESTS)
 
-from pg_server import MISSING_REASON, create_database, find_pg_bindir, postgres_server  # noqa: E402
+from pg_server import create_database, postgres_server, require_pg_server  # noqa: E402
 
 _db_numbers = itertools.count()
 
@@ -31,8 +31,7 @@ _db_numbers = itertools.count()
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """URL of a database on a PostgreSQL server that lives for the whole session."""
-    if find_pg_bindir() is None:
-        pytest.skip(MISSING_REASON)
+    require_pg_server()
     with postgres_server() as url:
         yield url
 
