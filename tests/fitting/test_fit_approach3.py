@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from conftest import isoflop_grid, synthetic_losses
@@ -23,15 +21,12 @@ LAWS = {
 @pytest.fixture(scope="module")
 def epoch_fit(chinchilla):
     """The full procedure on Epoch's 240 points, with Epoch's 4,000 resamples."""
-    start = time.perf_counter()
-    fit = ParametricLossFit(n_bootstrap=4000, random_state=0).fit(
+    return ParametricLossFit(n_bootstrap=4000, random_state=0).fit(
         chinchilla["n_params"],
         chinchilla["tokens"],
         chinchilla["loss"],
         flops=chinchilla["flops"],
     )
-    fit.seconds = time.perf_counter() - start
-    return fit
 
 
 def test_reproduces_epoch_refit_of_chinchilla(epoch_fit):
@@ -58,11 +53,6 @@ def test_bootstrap_standard_errors_match_epoch(epoch_fit):
     low, high = epoch_fit.ci_["a"]
     assert low < epoch_fit.result_.exponents["a"] < high
     assert epoch_fit.result_.objective["bootstrap"]["converged_fraction"] == 1.0
-
-
-def test_full_procedure_is_fast(epoch_fit):
-    # 4,500-start fit + 4,000 bootstrap refits + the extrapolation refit (goal: ≤ 5 s + ≤ 60 s).
-    assert epoch_fit.seconds < 40.0
 
 
 def test_extrapolation_to_the_largest_budget_is_reported(epoch_fit):
