@@ -1,4 +1,4 @@
-"""Fixtures of the plan-next tests: the CLI with the planning commands, and stored studies."""
+"""Fixtures of the plan-next tests: the CLI, and stored studies."""
 
 from __future__ import annotations
 
@@ -9,17 +9,11 @@ import pytest
 from plan_next_helpers import write_study
 
 from slscale import cli
-from slscale.sweep import plan_next_commands
 
 
 @pytest.fixture
 def run_cli(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str]], int]:
-    """``slscale`` main with plan-next and recommend registered (as slscale/cli.py will)."""
-    registered = cli._stage_commands()
-    if plan_next_commands.add_commands not in registered:
-        monkeypatch.setattr(
-            cli, "_stage_commands", lambda argv=(): [*registered, plan_next_commands.add_commands]
-        )
+    """``slscale`` main, with no store URL inherited from the environment."""
     monkeypatch.delenv("SLSCALE_STORE", raising=False)
     return cli.main
 
