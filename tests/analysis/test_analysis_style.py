@@ -7,7 +7,6 @@ import pytest
 
 from slscale.analysis.output import parse_formats, save_figure
 from slscale.analysis.style import (
-    ARM_COLORS,
     arm_color,
     format_count,
     format_power,
@@ -74,10 +73,19 @@ def test_sparse_decades_label_two_and_five():
 
 
 def test_arm_colours_are_fixed_and_distinct():
-    assert arm_color("interleaved") == ARM_COLORS["interleaved"]
     arms = ["interleaved", "textless", "speech-only", "speech-text"]
     colours = [arm_color(a, arms) for a in arms]
     assert len(set(colours)) == 4
+    # a known arm keeps its colour whatever else a figure draws, and in any order
+    for known in ("interleaved", "textless"):
+        alone = arm_color(known)
+        assert arm_color(known, arms) == arm_color(known, arms[::-1]) == alone
+        assert arm_color(known, ["other", known]) == alone
+    # and a new arm never takes a known arm's colour
+    assert arm_color("speech-only", ["speech-only"]) not in {
+        arm_color("interleaved"),
+        arm_color("textless"),
+    }
 
 
 def test_formats():
