@@ -13,7 +13,7 @@ import pandas as pd
 from slscale.errors import SlscaleError
 from slscale.store import open_store, resolve_store_target
 from slscale.store.export import FORMATS, export_tables
-from slscale.store.targets import ENV_VAR, mask_url, store_url
+from slscale.store.targets import ENV_VAR, mask_url, require_existing, store_url
 from slscale.trackers import add_tracker_arguments, push_study, settings_from_args
 
 EXPORT_TARGETS = ("tables", "wandb", "tensorboard")
@@ -57,6 +57,7 @@ def _store_arguments(parser: argparse.ArgumentParser) -> None:
 def cmd_status(args: argparse.Namespace) -> int:
     """Print each run's state, attempts, last loss, tokens done and error."""
     target = resolve_store_target(args.store, args.workdir)
+    require_existing(target)  # a read command never creates a study
     with open_store(target) as store:
         runs = store.list_runs()
         frame = store.progress_frame()

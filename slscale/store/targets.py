@@ -56,6 +56,24 @@ def store_url(target: str | os.PathLike[str]) -> sa.URL:
     return sa.URL.create("sqlite", database=str(path.resolve()))
 
 
+def require_existing(target: str | os.PathLike[str]) -> None:
+    """Raise :class:`StoreError` when a local ``target`` (a workdir or a SQLite file) holds no
+    store yet, without creating anything: for commands that only read a study."""
+    text = os.fspath(target)
+    if "://" in text:
+        database = make_url(text).database if text.startswith("sqlite") else None
+        path = Path(database) if database and database != ":memory:" else None
+    else:
+        path = Path(text).expanduser()
+        if path.suffix.lower() not in SQLITE_SUFFIXES and not path.is_file():
+            path = path / DB_FILENAME
+    if path is not None and not path.is_file():
+        raise StoreError(
+            f"no study at {text}: {path} does not exist; check --workdir/--store "
+            "(a sweep launch creates the store)"
+        )
+
+
 def mask_url(url: sa.URL | str) -> str:
     """``url`` as text with its password (in the netloc or the query) replaced by ``***``."""
     if isinstance(url, str):

@@ -64,9 +64,18 @@ def test_status_json(populated: Store, store_target: str, capsys) -> None:
     ]  # fmt: skip
 
 
-def test_status_of_an_empty_workdir(tmp_path: Path, capsys) -> None:
+def test_status_of_an_empty_store(tmp_path: Path, capsys) -> None:
+    open_store(tmp_path / "wd").close()
     assert run_cli("status", "--workdir", str(tmp_path / "wd")) == 0
     assert capsys.readouterr().out.strip().endswith("results.db: 0 runs")
+
+
+@pytest.mark.parametrize("where", [["--workdir", "no_such_dir"], ["--store", "no_such.db"]])
+def test_status_of_no_study_says_so_and_creates_nothing(tmp_path: Path, where) -> None:
+    target = str(tmp_path / where[1])
+    with pytest.raises(SlscaleError, match=f"no study at {target}: .* does not exist"):
+        run_cli("status", where[0], target)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
