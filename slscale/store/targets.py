@@ -8,6 +8,7 @@ Passwords never leave this module unmasked: every message shows :func:`mask_url`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -49,9 +50,7 @@ def store_url(target: str | os.PathLike[str]) -> sa.URL:
     text = os.fspath(target)
     if "://" in text:
         return _database_url(text)
-    path = Path(text).expanduser()
-    if path.suffix.lower() not in SQLITE_SUFFIXES and not path.is_file():
-        path = path / DB_FILENAME
+    path = _sqlite_file(text)
     _make_parent(path, text)
     return sa.URL.create("sqlite", database=str(path.resolve()))
 
@@ -60,18 +59,26 @@ def require_existing(target: str | os.PathLike[str]) -> None:
     """Raise :class:`StoreError` when a local ``target`` (a workdir or a SQLite file) holds no
     store yet, without creating anything: for commands that only read a study."""
     text = os.fspath(target)
-    if "://" in text:
-        database = make_url(text).database if text.startswith("sqlite") else None
-        path = Path(database) if database and database != ":memory:" else None
-    else:
-        path = Path(text).expanduser()
-        if path.suffix.lower() not in SQLITE_SUFFIXES and not path.is_file():
-            path = path / DB_FILENAME
+    path: Path | None = None
+    if "://" not in text:
+        path = _sqlite_file(text)
+    elif text.startswith("sqlite"):
+        with contextlib.suppress(sa.exc.ArgumentError):  # a bad URL: open_store says so
+            database = make_url(text).database
+            path = Path(database) if database and database != ":memory:" else None
     if path is not None and not path.is_file():
         raise StoreError(
             f"no study at {text}: {path} does not exist; check --workdir/--store "
             "(a sweep launch creates the store)"
         )
+
+
+def _sqlite_file(text: str) -> Path:
+    """The SQLite file of a path target: the path itself, or a workdir's results.db."""
+    path = Path(text).expanduser()
+    if path.suffix.lower() not in SQLITE_SUFFIXES and not path.is_file():
+        path = path / DB_FILENAME
+    return path
 
 
 def mask_url(url: sa.URL | str) -> str:
