@@ -459,6 +459,25 @@ class Driver:
         finally:
             for handle, flight in list(self.inflight.items()):
                 self._drop(handle, flight, reason)
+            self._drop_orphans(reason)
+
+    def _drop_orphans(self, reason: str) -> None:
+        """Leave PREEMPTED the runs this driver marked RUNNING that it no longer tracks: an
+        interrupt between the store's RUNNING and the attempt's registration (or between an
+        attempt's end and its outcome's record) would otherwise leave a run RUNNING and leased.
+        """
+        try:
+            for record in self.store.list_runs([RunState.RUNNING]):
+                if record.run_id in self.requests and record.lease_owner == self.owner:
+                    self.store.set_state(
+                        record.run_id,
+                        RunState.PREEMPTED,
+                        expected=(RunState.RUNNING,),
+                        error=reason,
+                    )
+                    self.store.release(record.run_id, self.owner)
+        except Exception:  # best effort, as _drop: the leases expire anyway
+            pass
 
     def _drop(self, handle: Any, flight: Flight, reason: str) -> None:
         run_id = flight.request.run_id

@@ -355,3 +355,31 @@ def test_sigterm_stops_a_driver_and_leaves_its_runs_resumable(ray_address, tmp_p
     # It saved where it stopped: its last logged step, or the one before when the stop landed
     # after a step was logged but before it was counted (that step is redone on resume).
     assert checkpoint["step"] in (logged, logged - 1)
+
+
+def test_an_interrupt_while_an_attempt_is_submitted_leaves_no_run_running(
+    ray_address, tmp_path, monkeypatch
+):
+    """Ctrl-C can land between the store's RUNNING and the attempt's registration with the
+    driver; that run must be left resumable like the ones in flight, not RUNNING and leased."""
+    from slscale.sweep.scheduler.backend import RayBackend
+
+    submit = RayBackend.submit
+    submitted: list[str] = []
+
+    def interrupted_on_the_second(self, attempt):
+        submitted.append(attempt.run_id)
+        if len(submitted) == 2:
+            raise KeyboardInterrupt
+        return submit(self, attempt)
+
+    monkeypatch.setattr(RayBackend, "submit", interrupted_on_the_second)
+    workdir = tmp_path / "w"
+    grid = write_grid(tmp_path / "grid.yaml", seeds=[0, 1], steps=[40])
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(workdir, grid, SyntheticRun(step_seconds=0.1), ray_address)
+    final = records(workdir)
+    assert set(submitted) == set(final)
+    for rid, record in final.items():
+        assert record.state == RunState.PREEMPTED, (rid, record.state)
+        assert record.lease_owner is None, rid
