@@ -28,6 +28,7 @@ from slscale.analysis.style import (
     new_figure,
     paper_style,
 )
+from slscale.compute import flops_6nd, tokens_6nd
 from slscale.fitting.results import FitResult
 
 EXTRAPOLATE_DEX = 1.0
@@ -199,8 +200,8 @@ def _contour_panel(ax: Axes, arm: str, fit: FitResult, n_levels: int) -> None:
     levels = np.linspace(observed.min(), observed.max(), n_levels)
     contours = ax.contour(mesh_n, mesh_d, loss, levels=levels, cmap=SEQUENTIAL, linewidths=0.7)
     ax.clabel(contours, levels[::2], fontsize=5.5, fmt="%.3g", inline=True)
-    _isoflop_lines(ax, np.asarray(fit.data.get("flops", 6 * n * d), np.float64), grid_n)
-    c = np.geomspace(6 * grid_n[0] * grid_d[0], 6 * grid_n[-1] * grid_d[-1], 200)
+    _isoflop_lines(ax, np.asarray(fit.data.get("flops", flops_6nd(n, d)), np.float64), grid_n)
+    c = np.geomspace(flops_6nd(grid_n[0], grid_d[0]), flops_6nd(grid_n[-1], grid_d[-1]), 200)
     n_opt, d_opt = fit.optimal_allocation(c)
     ax.plot(n_opt, d_opt, color="black", linewidth=1.2, label="efficient frontier")
     ax.scatter(n, d, s=9, color="0.25", edgecolors="white", linewidths=0.4, zorder=3, label="runs")
@@ -217,6 +218,5 @@ def _contour_panel(ax: Axes, arm: str, fit: FitResult, n_levels: int) -> None:
 def _isoflop_lines(ax: Axes, flops: np.ndarray, grid_n: np.ndarray) -> None:
     budgets = np.unique(np.round(np.log10(flops), 1))
     for log_c in budgets:
-        ax.plot(
-            grid_n, 10**log_c / (6 * grid_n), color="0.55", linewidth=0.5, linestyle=":", zorder=1
-        )
+        tokens = tokens_6nd(10**log_c, grid_n)
+        ax.plot(grid_n, tokens, color="0.55", linewidth=0.5, linestyle=":", zorder=1)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from slscale.compute import flops_6nd
 from slscale.errors import ConfigError
 from slscale.identity import init_name
 
@@ -167,7 +168,7 @@ def _runs_table(runs: pd.DataFrame, loss_name: str, notes: list[str]) -> pd.Data
     table["tokens"] = _first_column(table, ("summary.tokens", "tokens"))
     table["n_params"] = _first_column(table, ("n_params",))
     table["flops"] = _first_column(table, ("flops_6nd",)).fillna(
-        6.0 * table["n_params"] * table["tokens"]
+        flops_6nd(table["n_params"], table["tokens"])
     )
     table["loss"] = _first_column(table, (f"summary.{loss_name}", loss_name))
     inits = table["init"] if "init" in table else pd.Series("scratch", index=table.index)

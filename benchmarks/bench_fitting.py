@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from slscale.compute import tokens_6nd
 from slscale.fitting import IsoFlopFit, ParametricLossFit, SamplingWarning
 from slscale.fitting.bootstrap import check_warm_starts, distinct_optima, refit_resamples
 from slscale.fitting.objective import LogPoints
@@ -51,7 +52,7 @@ def epoch_points() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """N, D = C/(6N), L of Epoch's 240 points (5 highest-loss points dropped)."""
     frame = pd.read_csv(DATA).sort_values("loss").iloc[:-5]
     n, c = frame["Model Size"].to_numpy(), frame["Training FLOP"].to_numpy()
-    return n, c / (6 * n), frame["loss"].to_numpy()
+    return n, tokens_6nd(c, n), frame["loss"].to_numpy()
 
 
 def timed(work: Callable[[], Any], repeats: int) -> tuple[float, Any]:

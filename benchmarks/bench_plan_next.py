@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from slscale.compute import flops_6nd, tokens_6nd
 from slscale.fitting import ParametricLossFit
 from slscale.fitting.design import ParametricDesign
 from slscale.fitting.design_sim import simulate_widths
@@ -69,7 +70,7 @@ def isoflop(law: dict[str, float], budgets: tuple[float, ...]) -> tuple[np.ndarr
         mid, _ = optimal_allocation(c, **{k: law[k] for k in ("A", "B", "alpha", "beta")})
         sizes = float(mid) * np.logspace(-SPAN_DEX / 2, SPAN_DEX / 2, SIZES)
         n += list(sizes)
-        d += list(c / (6 * sizes))
+        d += list(tokens_6nd(c, sizes))
     return np.array(n), np.array(d)
 
 
@@ -147,7 +148,7 @@ def one_seed(name: str, seed: int) -> list[dict]:
     for label, share, quantity, at, below in plans:
         n2, d2 = planner_cells(start.result_, n0, d0, share * extra, quantity, at, seed, below)
         y2 = observe(law, n2, d2, np.random.default_rng([seed, int(share * 100), len(label)]))
-        spent = float((6 * n2 * d2).sum())
+        spent = float(flops_6nd(n2, d2).sum())
         rows.append(
             record(
                 f"{label}, {share:g}×X",
@@ -246,7 +247,7 @@ def chinchilla_example(replicas: int = 400) -> None:
     10% of the compute the 240 used: the planner's ten against ten IsoFLOP runs at 1e21."""
     raw = pd.read_csv(CHINCHILLA).sort_values("loss").iloc[:-5]
     n, c = raw["Model Size"].to_numpy(float), raw["Training FLOP"].to_numpy(float)
-    d, y = c / (6 * n), raw["loss"].to_numpy(float)
+    d, y = tokens_6nd(c, n), raw["loss"].to_numpy(float)
     start = ParametricLossFit(n_bootstrap=4000, random_state=0, validate=False).fit(n, d, y)
     budget = 0.1 * c.sum()
     design = ParametricDesign(quantity="a", random_state=0).fit(start.result_)
@@ -265,7 +266,7 @@ def chinchilla_example(replicas: int = 400) -> None:
     n_iso = float(start.optimal_allocation(1e21)[0]) * np.logspace(-0.6, 0.6, 10)
     sets = {
         "planner's ten": (chosen["n_fit"].to_numpy(float), chosen["tokens"].to_numpy(float)),
-        "ten IsoFLOP runs at 1e21": (n_iso, 1e21 / (6 * n_iso)),
+        "ten IsoFLOP runs at 1e21": (n_iso, tokens_6nd(1e21, n_iso)),
     }
     print(
         f"\nChinchilla (Epoch, 240 runs): a = {start.result_.exponents['a']:.4f}, 95% CI "
@@ -287,7 +288,7 @@ def chinchilla_example(replicas: int = 400) -> None:
     for label, (nn, dd) in sets.items():
         sim = simulate_widths(start.result_, "a", nn, dd, replicas=replicas, random_state=0)
         print(
-            f"| {label} | {float((6 * nn * dd).sum()):.3g} | ×{design.width_ratio(nn, dd):.3f} "
+            f"| {label} | {float(flops_6nd(nn, dd).sum()):.3g} | ×{design.width_ratio(nn, dd):.3f} "
             f"| ×{local.width_ratio(nn, dd):.3f} | ×{sim.ratio:.3f} ({sim.replicas} studies) |"
         )
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from slscale.compute import flops_6nd
 from slscale.models.train import TrainConfig, TrainJob, train_worker
 from slscale.models.train.distributed import init_distributed
 from slscale.models.train.flops import measured_matmul_flops
@@ -140,7 +141,7 @@ def mfu_rows(workdir: Path, quick: bool, records: dict[str, dict[str, Any]]) -> 
                 toy(layers, width), quick_steps if quick else steps, 0, workdir
             )
         record = records[name]
-        six_n = 6 * record["n_params"]
+        six_n = flops_6nd(record["n_params"], 1)  # 6N FLOPs per token
         rows.append(
             f"| {name} | {record['n_params_non_embedding'] / 1e6:.2f}M | "
             f"{record['tokens_per_second']:,.0f} | {record['flops_per_token_exact'] / six_n:.2f} | "

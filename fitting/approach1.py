@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from slscale.compute import tokens_6nd
 from slscale.errors import ConfigError, SlscaleError
 from slscale.fitting import laws, tables, validation
 from slscale.fitting.powerlaw import check_bootstrap, loglog_fit, percentile_ci, resample_counts
@@ -101,7 +102,7 @@ class EnvelopeFit:
         n = tables.as_column("n_params", n_params)
         c = tables.as_column("flops", flops)
         y = tables.as_column("loss", loss)
-        d = c / (6.0 * n) if tokens is None else tables.as_column("tokens", tokens)
+        d = tokens_6nd(c, n) if tokens is None else tables.as_column("tokens", tokens)
         ids = np.asarray(run_id).astype(str)
         tables.same_length(run_id=ids, n_params=n, flops=c, loss=y, tokens=d)
         frame = pd.DataFrame({"run_id": ids, "n_params": n, "flops": c, "loss": y, "tokens": d})

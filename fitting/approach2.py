@@ -18,6 +18,7 @@ from typing import Any, Self
 import numpy as np
 from numpy.typing import ArrayLike
 
+from slscale.compute import flops_6nd
 from slscale.errors import ConfigError
 from slscale.fitting import isoflop, laws, tables, validation
 from slscale.fitting.powerlaw import check_bootstrap, loglog_fit, percentile_ci, stratified_counts
@@ -80,7 +81,7 @@ class IsoFlopFit:
             for k, v in (("n_params", n_params), ("tokens", tokens), ("loss", loss))
         )
         tables.same_length(n_params=n, tokens=d, loss=y)
-        c = 6.0 * n * d if flops is None else tables.as_column("flops", flops)
+        c = flops_6nd(n, d) if flops is None else tables.as_column("flops", flops)
         labels, budgets = tables.budget_labels(c, budget, gap_dex=self.budget_gap_dex)
         check_bootstrap(self.n_bootstrap)
         self.warnings_: list[str] = []

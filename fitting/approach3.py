@@ -16,6 +16,7 @@ from typing import Any, Self
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from slscale.compute import flops_6nd
 from slscale.errors import ConfigError, SlscaleError
 from slscale.fitting import laws, tables, validation
 from slscale.fitting.bootstrap import BootstrapFits, distinct_optima, refit_resamples
@@ -103,7 +104,7 @@ class ParametricLossFit:
         d = tables.as_column("tokens", tokens)
         y = tables.as_column("loss", loss)
         tables.same_length(n_params=n, tokens=d, loss=y)
-        c = 6.0 * n * d if flops is None else tables.as_column("flops", flops)
+        c = flops_6nd(n, d) if flops is None else tables.as_column("flops", flops)
         tables.same_length(n_params=n, flops=c)
         tables.require_points(n.size, len(PARAM_NAMES) + 1, "Approach 3 (5 parameters)")
         for name, col in (("n_params", n), ("tokens", d)):

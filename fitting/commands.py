@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from slscale.compute import flops_6nd, tokens_6nd
 from slscale.errors import ConfigError
 from slscale.fitting import sources
 from slscale.fitting.approach1 import EnvelopeFit
@@ -152,7 +153,7 @@ def _final_losses(args: argparse.Namespace, table: Table, store: str | None) -> 
             f"column '{tokens_col}'",
         )
     elif flops is not None:
-        tokens, tokens_from = flops / (6.0 * n), f"C/(6N) from column '{flops_col}'"
+        tokens, tokens_from = tokens_6nd(flops, n), f"C/(6N) from column '{flops_col}'"
     else:
         raise ConfigError(
             f"{table.source}: no tokens column {tokens_col!r} and no FLOPs column "
@@ -216,7 +217,7 @@ def _approach1(
     if sources.has(table, flops_col):
         flops = sources.column(table, flops_col, "--flops-col")
     elif tokens is not None:
-        flops, flops_from = 6.0 * n * tokens, None
+        flops, flops_from = flops_6nd(n, tokens), None
     else:
         raise ConfigError(
             f"{table.source}: approach1 needs a FLOPs ({flops_col!r}) or tokens "
@@ -285,7 +286,7 @@ def _store_scores(args: argparse.Namespace, runs: Table, store: str) -> tuple[An
                 f"run {row['run_id']} step {row['step']}: no tokens logged at that step, so its "
                 "compute is unknown; log training metrics at evaluation steps"
             )
-        flops = 6.0 * evals["run_id"].map(by_run[args.params_col]) * evals["tokens"]
+        flops = flops_6nd(evals["run_id"].map(by_run[args.params_col]), evals["tokens"])
         compute = f"6 * '{args.params_col}' * tokens at the evaluated step"
     if args.metric_col not in evals or evals[args.metric_col].isna().all():
         raise ConfigError(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from slscale.compute import FLOPS_PER_PARAM_TOKEN
 from slscale.errors import ConfigError
 
 FloatArray = NDArray[np.float64]
@@ -56,7 +57,7 @@ def optimal_allocation(
     flops: ArrayLike, *, A: Scalar, B: Scalar, alpha: Scalar, beta: Scalar
 ) -> tuple[FloatArray, FloatArray]:
     """(N_opt, D_opt) at compute C: G·(C/6)^a and G⁻¹·(C/6)^b."""
-    c6 = np.asarray(flops, np.float64) / 6.0
+    c6 = np.asarray(flops, np.float64) / FLOPS_PER_PARAM_TOKEN  # N·D
     g = allocation_g(A=A, B=B, alpha=alpha, beta=beta)
     a, b = allocation_exponents(alpha, beta)
     return np.asarray(g * c6**a), np.asarray(c6**b / g)
@@ -80,7 +81,7 @@ def flops_for_loss(
     gap = np.asarray(target_loss - E, np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         c6 = np.where(gap > 0, (k / np.where(gap > 0, gap, 1.0)) ** (1.0 / gamma), np.inf)
-    return np.asarray(6.0 * c6)
+    return np.asarray(FLOPS_PER_PARAM_TOKEN * c6)
 
 
 def metric_law(flops: ArrayLike, *, a: Scalar, b: Scalar) -> FloatArray:

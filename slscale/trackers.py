@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from slscale.compute import flops_6nd
 from slscale.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -534,7 +535,7 @@ def run_config(
     if _is_number(tokens):
         out["D"] = tokens
     if _is_number(n_params) and _is_number(tokens):
-        out["flops_6nd"] = 6.0 * float(n_params) * float(tokens)
+        out["flops_6nd"] = flops_6nd(float(n_params), float(tokens))
     return {**out, **(extra or {})}
 
 

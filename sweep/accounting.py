@@ -5,8 +5,9 @@ Two parameter conventions are always recorded: N including embeddings (SIMS, Hof
 embedding matrix, the LM head when it is not tied to it, and learned position embeddings;
 everything else (attention, MLP, norms, biases, projections) is "non-embedding".
 
-Two compute conventions as well: C = 6·N·D (Hoffmann et al. 2022) and an exact per-token
-count of the training matmuls with attention included (:func:`flops_per_token`).
+Two compute conventions as well: C = 6·N·D (Hoffmann et al. 2022;
+:func:`slscale.compute.flops_6nd`) and an exact per-token count of the training matmuls with
+attention included (:func:`flops_per_token`).
 
 The speech extension adds 500 unit tokens and <speech>/<text> to a vocabulary
 (:func:`extended_vocab_size`); those rows are parameters and are counted like any other.
@@ -181,12 +182,6 @@ def flops_per_token(config: Any, context_length: int) -> float:
 def flops_exact(config: Any, tokens: int, context_length: int) -> float:
     """Training FLOPs of ``tokens`` tokens by :func:`flops_per_token`."""
     return flops_per_token(config, context_length) * tokens
-
-
-def flops_6nd(n_params: float, tokens: float) -> float:
-    """C = 6·N·D (Kaplan et al. 2020 Eq. 2.1; Hoffmann et al. 2022). SIMS uses N with
-    embeddings and D = all training tokens: 6 × 7.6e9 × 15e9 ≈ 6.86e20 for SIMS-7B."""
-    return 6.0 * n_params * tokens
 
 
 def extended_vocab_size(

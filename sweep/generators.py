@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from slscale.compute import flops_6nd, tokens_6nd
 from slscale.errors import ConfigError
 from slscale.spec import Recipe, from_dict
 
@@ -91,8 +92,8 @@ def _isoflop_cells(
     for budget in budgets:
         for size in sizes:
             n = _n_params(partial, size, kw, n_of)
-            tokens = _round_tokens(budget / (6 * n), step)
-            if abs(6 * n * tokens - budget) <= tol * budget and lo <= tokens / n <= hi:
+            tokens = _round_tokens(tokens_6nd(budget, n), step)
+            if abs(flops_6nd(n, tokens) - budget) <= tol * budget and lo <= tokens / n <= hi:
                 cells.append({"size": size, "tokens": tokens})
     return cells
 

@@ -14,6 +14,7 @@ import types
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from slscale import compute
 from slscale.errors import ConfigError
 from slscale.identity import run_id
 from slscale.models import families
@@ -130,7 +131,7 @@ def plan_run(
         n_params_non_embedding=params.n_params_non_embedding,
         tokens=spec.tokens,
         tokens_per_param=spec.tokens / params.n_params,
-        flops_6nd=accounting.flops_6nd(params.n_params, spec.tokens),
+        flops_6nd=compute.flops_6nd(params.n_params, spec.tokens),
         flops_exact=flops_per_token * spec.tokens,
         gpus=res.gpus,
         nodes=res.nodes,

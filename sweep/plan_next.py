@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from slscale.compute import flops_6nd, tokens_6nd
 from slscale.errors import ConfigError, SlscaleError
 from slscale.identity import flatten, human_count
 from slscale.models import families
@@ -221,7 +222,7 @@ def ladder(low: float, high: float, per_decade: int) -> np.ndarray:
 
 def cheapest_flops(n_params: float, min_tokens: float, min_tokens_per_param: float) -> float:
     """6·N·D of the cheapest cell of a size-N model: D at its floor or at the smallest D/N."""
-    return 6.0 * n_params * max(min_tokens, min_tokens_per_param * n_params)
+    return flops_6nd(n_params, max(min_tokens, min_tokens_per_param * n_params))
 
 
 def abstract_sizes(values: Iterable[float]) -> pd.DataFrame:
@@ -253,11 +254,12 @@ def candidate_cells(
     D/N_fit lies in ``tokens_per_param``, D ≥ ``min_tokens`` (to within a step) and the cell
     is not already done."""
     n_total = np.repeat(sizes["n_params"].to_numpy(float), levels.size)
-    steps = np.maximum(1, np.round(np.tile(levels, len(sizes)) / (6 * n_total) / tokens_per_step))
+    exact_tokens = tokens_6nd(np.tile(levels, len(sizes)), n_total)
+    steps = np.maximum(1, np.round(exact_tokens / tokens_per_step))
     cells = sizes.loc[sizes.index.repeat(levels.size)].reset_index(drop=True)
     cells["level"] = np.tile(levels, len(sizes))
     cells["tokens"] = (steps * tokens_per_step).astype(np.int64)
-    cells["flops_6nd"] = 6.0 * n_total * cells["tokens"]
+    cells["flops_6nd"] = flops_6nd(n_total, cells["tokens"])
     tokens, n_fit = cells["tokens"], cells["n_fit"]  # ranges hold to within one step
     keep = (tokens + tokens_per_step >= tokens_per_param[0] * n_fit) & (
         tokens - tokens_per_step <= tokens_per_param[1] * n_fit

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from slscale.compute import tokens_6nd
 from slscale.errors import ConfigError
 from slscale.fitting import FitResult, MetricPowerLaw, ParametricLossFit, laws, sources
 from slscale.fitting.design import (
@@ -219,7 +220,7 @@ class Study:
         arm = self.require_arm("recommend")
         best = plan_next.nearest_architecture(arm, n_opt, self.convention)
         step = arm.tokens_per_step
-        tokens = max(1, round(target / (6 * best["n_fit"]) / step)) * step
+        tokens = max(1, round(tokens_6nd(target, best["n_fit"]) / step)) * step
         row = plan_next.plan(arm, str(best["size"]), tokens, gpu, mfu)
         arch = best["arch"]
         return {
@@ -334,7 +335,7 @@ def _loss_columns(args: argparse.Namespace, table: Table, store: str | None) -> 
     if use_tokens:
         d, tokens_from = sources.column(table, tokens_col, "--tokens-col"), f"column '{tokens_col}'"
     elif sources.has(table, flops_col):
-        d = sources.column(table, flops_col, "--flops-col") / (6.0 * n)
+        d = tokens_6nd(sources.column(table, flops_col, "--flops-col"), n)
         tokens_from = f"C/(6N) from column '{flops_col}'"
     else:
         raise ConfigError(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from slscale import fence, trackers
+from slscale.compute import flops_6nd
 from slscale.models.train.config import TrainJob
 from slscale.models.train.export import export_model
 from slscale.models.train.flops import mfu, peak_flops
@@ -139,8 +140,8 @@ class RunReporter:
         loop, tokens = self.loop, self.loop.tokens_done
         values: dict[str, float | None] = {
             "tokens": tokens,
-            "flops_6nd": 6.0 * loop.n_params * tokens,
-            "flops_6nd_non_embedding": 6.0 * loop.n_params_non_embedding * tokens,
+            "flops_6nd": flops_6nd(loop.n_params, tokens),
+            "flops_6nd_non_embedding": flops_6nd(loop.n_params_non_embedding, tokens),
             "flops_exact": loop.flops_per_token * tokens,
         }
         values.update({f"tokens.{k}": v for k, v in self.token_counts.items()})
@@ -157,7 +158,7 @@ class RunReporter:
             self.cfg.run_id,
             self.loop.progress.step,
             tokens,
-            6.0 * self.loop.n_params * tokens,
+            flops_6nd(self.loop.n_params, tokens),
             values,
         )
 
@@ -226,8 +227,8 @@ class RunReporter:
             "unit_tokens": counts["units"].get(UNITS, 0),
             "steps": progress.step,
             "total_steps": loop.budget.total_steps,
-            "flops_6nd": 6.0 * loop.n_params * loop.tokens_done,
-            "flops_6nd_non_embedding": 6.0 * loop.n_params_non_embedding * loop.tokens_done,
+            "flops_6nd": flops_6nd(loop.n_params, loop.tokens_done),
+            "flops_6nd_non_embedding": flops_6nd(loop.n_params_non_embedding, loop.tokens_done),
             "flops_exact": loop.flops_per_token * loop.tokens_done,
             "flops_per_token_exact": loop.flops_per_token,
             "flops_exact_method": loop.flops_method,

@@ -9,13 +9,13 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoModelForCausalLM, GPTNeoXConfig, OPTConfig, PretrainedConfig
 
+from slscale.compute import flops_6nd
 from slscale.errors import ConfigError
 from slscale.models.families import hf_config, resolve_architecture
 from slscale.spec import Architecture
 from slscale.sweep.accounting import (
     count_params,
     extended_vocab_size,
-    flops_6nd,
     flops_exact,
     flops_per_token,
 )
