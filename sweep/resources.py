@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from slscale import compute
 from slscale.errors import ConfigError
 from slscale.spec import Architecture, Recipe
 
@@ -35,16 +36,15 @@ class GPUType:
     """Where the numbers come from."""
 
 
-_A100 = "NVIDIA A100 datasheet: BF16 Tensor Core 312 TFLOPS dense (624 with sparsity)"
-_H100 = "NVIDIA H100 SXM5 (Hopper whitepaper): BF16 989.4 TFLOPS dense (1,979 with sparsity)"
 _CPU = "2-core development machine: fp32 matmul peak 183 GFLOP/s measured, 24 GiB"
+_DATASHEET = {p.device: (p.bf16_flops, p.source) for p in compute.GPU_PEAKS}
 
-# name, memory GiB, dense peak FLOP/s, bytes per value, reserved GiB, source
+# name, memory GiB, (dense peak FLOP/s, source), bytes per value, reserved GiB
 _GPU_ROWS = (
-    ("a100-40gb", 40, 312e12, 2, 1, _A100),
-    ("a100-80gb", 80, 312e12, 2, 1, _A100),
-    ("h100-80gb", 80, 989.4e12, 2, 1, _H100),
-    ("cpu", 24, 183e9, 4, 2, _CPU),
+    ("a100-40gb", 40, _DATASHEET["A100"], 2, 1),
+    ("a100-80gb", 80, _DATASHEET["A100"], 2, 1),
+    ("h100-80gb", 80, _DATASHEET["H100"], 2, 1),
+    ("cpu", 24, (183e9, _CPU), 4, 2),
 )
 GPU_TYPES: dict[str, GPUType] = {
     name: GPUType(
@@ -55,7 +55,7 @@ GPU_TYPES: dict[str, GPUType] = {
         reserved_bytes=reserved * GIB,
         source=source,
     )
-    for name, gib, peak, nbytes, reserved, source in _GPU_ROWS
+    for name, gib, (peak, source), nbytes, reserved in _GPU_ROWS
 }
 """Known accelerator types, keyed by lower-case name."""
 

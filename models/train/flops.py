@@ -9,7 +9,8 @@
   convention of Chinchilla, Hoffmann et al. 2022, App. F), and agrees with 6N to within the
   attention term and the norms.
 * MFU = achieved FLOPs/s ÷ peak (PaLM, Chowdhery et al. 2022, App. B). On CPU the peak is a
-  measured dense matmul rate with this process's threads; on GPU the vendor's dense bf16 peak.
+  measured dense matmul rate with this process's threads; on GPU the vendor's dense bf16 peak
+  (``slscale.compute.GPU_PEAKS``).
 """
 
 from __future__ import annotations
@@ -21,18 +22,9 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-log = logging.getLogger(__name__)
+from slscale.compute import gpu_peak
 
-# Dense (no sparsity) bf16 tensor-core peaks, FLOP/s, from NVIDIA's data sheets (SXM variants
-# unless named). Matched by substring of torch.cuda.get_device_name(), first match wins.
-GPU_BF16_PEAK_FLOPS: tuple[tuple[str, float], ...] = (
-    ("H200", 989e12),
-    ("H100 PCIe", 756e12),
-    ("H100 NVL", 835e12),
-    ("H100", 989e12),
-    ("A100", 312e12),
-    ("L40S", 362e12),
-)
+log = logging.getLogger(__name__)
 
 
 def param_counts(model: torch.nn.Module) -> tuple[int, int]:
@@ -97,9 +89,9 @@ def peak_flops(device: torch.device, precision: str) -> tuple[float, str]:
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
-        for key, value in GPU_BF16_PEAK_FLOPS:
-            if key in name:
-                return value, f"data sheet: {name} dense bf16"
+        datasheet = gpu_peak(name)
+        if datasheet is not None:
+            return datasheet.bf16_flops, f"data sheet: {name} dense bf16"
         log.warning("no data-sheet peak for GPU %r; using a measured matmul rate", name)
         return _measured_gpu_flops(device, dtype), f"measured matmul on {name}"
     threads = torch.get_num_threads()

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from slscale.compute import gpu_peak
 from slscale.errors import ConfigError
 from slscale.models.families import hf_config, resolve_architecture
 from slscale.spec import SIMS_RECIPE, Architecture, Recipe
@@ -38,6 +39,19 @@ def test_gpu_types_have_spec_sheet_numbers() -> None:
     assert get_gpu_type("H100-80GB") is GPU_TYPES["h100-80gb"]
     with pytest.raises(ConfigError, match="unknown GPU type 'v100'; choose one of a100-40gb"):
         get_gpu_type("v100")
+
+
+@pytest.mark.parametrize(
+    ("gpu", "device_name"),
+    [("a100-40gb", "NVIDIA A100-SXM4-40GB"), ("a100-80gb", "NVIDIA A100-SXM4-80GB"),
+     ("h100-80gb", "NVIDIA H100 80GB HBM3")],
+)  # fmt: skip
+def test_gpu_types_plan_with_the_peak_the_trainer_measures_mfu_against(
+    gpu: str, device_name: str
+) -> None:
+    peak = gpu_peak(device_name)  # what the trainer looks up for torch's device name
+    assert peak is not None
+    assert (GPU_TYPES[gpu].peak_flops, GPU_TYPES[gpu].source) == (peak.bf16_flops, peak.source)
 
 
 def test_model_states_per_zero_stage() -> None:

@@ -1,4 +1,4 @@
-"""Shared compute facts: C = 6·N·D both ways."""
+"""Shared compute facts: C = 6·N·D both ways, and GPU peaks by CUDA device name."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from slscale.compute import flops_6nd, tokens_6nd
+from slscale.compute import GPU_PEAKS, flops_6nd, gpu_peak, tokens_6nd
 
 
 def test_sims_7b_compute_by_6nd() -> None:
@@ -22,3 +22,27 @@ def test_6nd_is_element_wise_on_arrays_and_columns() -> None:
     assert tokens_6nd(np.array([1.8e14, 6e14]), n).tolist() == pytest.approx([3e7, 5e7])
     column = flops_6nd(pd.Series([1.0, 2.0]), pd.Series([10.0, 20.0]))
     assert isinstance(column, pd.Series) and column.tolist() == [60.0, 240.0]
+
+
+@pytest.mark.parametrize(
+    ("device_name", "peak"),
+    [("NVIDIA H100 80GB HBM3", 989.4e12), ("NVIDIA H100 PCIe", 756e12),
+     ("NVIDIA H100 NVL", 835e12), ("NVIDIA H200", 989.4e12),
+     ("NVIDIA A100-SXM4-80GB", 312e12), ("NVIDIA A100-PCIE-40GB", 312e12),
+     ("NVIDIA L40S", 362e12)],
+)  # fmt: skip
+def test_gpu_peaks_by_device_name(device_name: str, peak: float) -> None:
+    found = gpu_peak(device_name)
+    assert found is not None and found.bf16_flops == peak
+    assert found.device in device_name and "dense" in found.source
+
+
+def test_unknown_gpu_has_no_peak() -> None:
+    assert gpu_peak("Tesla V100-SXM2-16GB") is None
+
+
+def test_a_variant_precedes_the_model_whose_name_it_contains() -> None:
+    # gpu_peak takes the first match: "H100 PCIe" must not be read as an SXM "H100".
+    devices = [p.device for p in GPU_PEAKS]
+    for i, device in enumerate(devices):
+        assert not any(earlier in device for earlier in devices[:i]), device
