@@ -1,10 +1,11 @@
 """Model families, named sizes, and the rule that turns a parameter target into a shape.
 
-A *family* is the block design (mechanics): ``llama`` (Llama-3-like: RMSNorm, RoPE, SwiGLU
-MLP, grouped-query attention, no biases) and ``qwen2`` (Qwen2/2.5-like: the same with biases on
-the q/k/v projections). A *size* is policy: either a preset that reproduces a published
-config.json exactly, or a non-embedding parameter target such as ``"85M"`` that
-:func:`resolve_architecture` turns into depth × width × heads × MLP width by the rules below.
+A *family* is the block design (mechanics), one frozen :class:`Family` record each in
+:data:`FAMILIES`: ``llama`` (Llama-3-like: RMSNorm, RoPE, SwiGLU MLP, grouped-query attention,
+no biases) and ``qwen2`` (Qwen2/2.5-like: the same with biases on the q/k/v projections).
+A *size* is policy: either a preset that reproduces a published config.json exactly, or a
+non-embedding parameter target such as ``"85M"`` that :func:`resolve_architecture` turns into
+depth × width × heads × MLP width by the rules below.
 :func:`hf_config` builds the ``transformers`` config of a from-scratch model; a run initialised
 from a TextLM uses that checkpoint's own config instead.
 """
@@ -23,8 +24,48 @@ from slscale.spec import Architecture
 if TYPE_CHECKING:  # transformers is imported where a config is built: it takes seconds
     from transformers import PretrainedConfig
 
-FAMILIES = ("llama", "qwen2")
-"""Supported families."""
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Family:
+    """A block design: how a from-scratch model of the family is configured and counted."""
+
+    name: str
+    """The family's name in run specs, which is also the ``transformers`` ``model_type``."""
+    config_class: str
+    """The ``transformers`` config class of its models."""
+    rope_theta: float
+    """RoPE base of from-scratch models."""
+    rms_norm_eps: float
+    """RMSNorm epsilon of from-scratch models."""
+    qkv_bias: bool
+    """Biases on the q/k/v projections (Qwen2); the family has no other biases."""
+    explicit_head_dim: bool
+    """The config names ``head_dim`` and the bias switches (``attention_bias``, ``mlp_bias``,
+    both off); False: the config derives head_dim = hidden_size / heads."""
+    source: str
+    """Where the defaults come from."""
+
+
+LLAMA = Family(
+    name="llama",
+    config_class="LlamaConfig",
+    rope_theta=500_000.0,
+    rms_norm_eps=1e-5,
+    qkv_bias=False,
+    explicit_head_dim=True,
+    source="Llama 3 (Dubey et al. 2024, Table 3: RoPE base 500,000); Llama-3.2 config.json",
+)
+QWEN2 = Family(
+    name="qwen2",
+    config_class="Qwen2Config",
+    rope_theta=1_000_000.0,
+    rms_norm_eps=1e-6,
+    qkv_bias=True,
+    explicit_head_dim=False,
+    source="Qwen2.5 config.json files on the Hugging Face Hub",
+)
+FAMILIES: dict[str, Family] = {f.name: f for f in (LLAMA, QWEN2)}
+"""Supported families, by name."""
 
 DEFAULT_MAX_POSITIONS = 2048
 """RoPE context of from-scratch models: the SIMS context length (arXiv 2504.02398)."""
@@ -35,13 +76,6 @@ UNITS_ONLY_VOCAB_SIZE = 502
 MINI_VOCAB_SIZE = 512
 """Nominal vocabulary of the miniature presets; builders pass the real tokenizer's size."""
 
-# Family defaults for from-scratch models. rope_theta: Llama 3 (Dubey et al. 2024, Table 3)
-# uses 500,000; Qwen2.5 config.json files use 1,000,000. rms_norm_eps from the same configs.
-_FAMILY_DEFAULTS: dict[str, dict[str, float]] = {
-    "llama": {"rope_theta": 500_000.0, "rms_norm_eps": 1e-5},
-    "qwen2": {"rope_theta": 1_000_000.0, "rms_norm_eps": 1e-6},
-}
-
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Preset:
@@ -51,8 +85,10 @@ class Preset:
     """Lower-case preset name, e.g. ``"qwen2.5-0.5b"``."""
     arch: Architecture
     """The shape, with the preset's own vocabulary."""
-    family: str | None
+    family: Family | None
     """The family the preset belongs to; None for generic shapes usable with any family."""
+    hub_id: str | None
+    """The Hugging Face Hub model whose config.json the preset reproduces; None otherwise."""
     source: str
     """Where the numbers come from."""
 
@@ -80,16 +116,16 @@ _MINI4 = (
     "2.3-2.75 d chosen so the name's size holds within 3%"
 )
 _U, _M = UNITS_ONLY_VOCAB_SIZE, MINI_VOCAB_SIZE
-_Row = tuple[str, str | None, int, int, int, int, int, int, bool, int | None]
+_Row = tuple[str, Family | None, int, int, int, int, int, int, bool, int | None]
 
 # name, family, layers, width, heads, kv heads, MLP width, vocab, tied embeddings, head_dim
 _ROWS: tuple[_Row, ...] = (
-    ("qwen2.5-0.5b", "qwen2", 24, 896, 14, 2, 4864, 151936, True, None),
-    ("qwen2.5-1.5b", "qwen2", 28, 1536, 12, 2, 8960, 151936, True, None),
-    ("qwen2.5-3b", "qwen2", 36, 2048, 16, 2, 11008, 151936, True, None),
-    ("qwen2.5-7b", "qwen2", 28, 3584, 28, 4, 18944, 152064, False, None),
-    ("llama-3.2-1b", "llama", 16, 2048, 32, 8, 8192, 128256, True, 64),
-    ("llama-3.2-3b", "llama", 28, 3072, 24, 8, 8192, 128256, True, 128),
+    ("qwen2.5-0.5b", QWEN2, 24, 896, 14, 2, 4864, 151936, True, None),
+    ("qwen2.5-1.5b", QWEN2, 28, 1536, 12, 2, 8960, 151936, True, None),
+    ("qwen2.5-3b", QWEN2, 36, 2048, 16, 2, 11008, 151936, True, None),
+    ("qwen2.5-7b", QWEN2, 28, 3584, 28, 4, 18944, 152064, False, None),
+    ("llama-3.2-1b", LLAMA, 16, 2048, 32, 8, 8192, 128256, True, 64),
+    ("llama-3.2-3b", LLAMA, 28, 3072, 24, 8, 8192, 128256, True, 128),
     ("cm-20m", None, 6, 512, 8, 8, 1536, _U, False, None),
     ("cm-85m", None, 12, 768, 12, 12, 2048, _U, False, None),
     ("cm-155m", None, 12, 1024, 16, 16, 2816, _U, False, None),
@@ -142,23 +178,40 @@ def _source(name: str) -> str:
 
 
 _PRESETS = tuple(
-    Preset(name=row[0], family=row[1], source=_source(row[0]), arch=_arch(*row[2:]))
+    Preset(
+        name=row[0],
+        family=row[1],
+        hub_id=_HUB_IDS.get(row[0]),
+        source=_source(row[0]),
+        arch=_arch(*row[2:]),
+    )
     for row in _ROWS
 )
 _BY_NAME = {p.name: p for p in _PRESETS}
 
 
-def _check_family(family: str) -> None:
-    if family not in FAMILIES:
-        raise ConfigError(f"unknown model family {family!r}; choose one of {', '.join(FAMILIES)}")
+def get_family(name: str) -> Family:
+    """The :class:`Family` called ``name``; ConfigError naming the known ones otherwise."""
+    family = FAMILIES.get(name)
+    if family is None:
+        raise ConfigError(f"unknown model family {name!r}; choose one of {', '.join(FAMILIES)}")
+    return family
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name`` (case-insensitive); ConfigError naming the presets otherwise."""
+    preset = _BY_NAME.get(name.strip().lower())
+    if preset is None:
+        raise ConfigError(f"unknown preset {name!r}; presets: {', '.join(_BY_NAME)}")
+    return preset
 
 
 def list_presets(family: str | None = None) -> list[Preset]:
     """Presets usable with ``family`` (its own and the generic shapes), or all presets."""
     if family is None:
         return list(_PRESETS)
-    _check_family(family)
-    return [p for p in _PRESETS if p.family in (None, family)]
+    own = get_family(family)
+    return [p for p in _PRESETS if p.family in (None, own)]
 
 
 def config_fields(
@@ -169,10 +222,9 @@ def config_fields(
 ) -> dict[str, Any]:
     """The fields of :func:`hf_config` as a plain dict with ``model_type`` (no transformers
     import: accounting reads these attributes without building a config object)."""
-    _check_family(family)
-    defaults = _FAMILY_DEFAULTS[family]
+    own = get_family(family)
     fields: dict[str, Any] = dict(
-        model_type=family,
+        model_type=own.name,
         vocab_size=arch.vocab_size if vocab_size is None else vocab_size,
         hidden_size=arch.hidden_size,
         intermediate_size=arch.intermediate_size,
@@ -180,20 +232,20 @@ def config_fields(
         num_attention_heads=arch.num_heads,
         num_key_value_heads=arch.num_kv_heads,
         max_position_embeddings=max_position_embeddings,
-        rms_norm_eps=defaults["rms_norm_eps"],
+        rms_norm_eps=own.rms_norm_eps,
         tie_word_embeddings=arch.tie_embeddings,
-        rope_parameters={"rope_type": "default", "rope_theta": defaults["rope_theta"]},
+        rope_parameters={"rope_type": "default", "rope_theta": own.rope_theta},
         bos_token_id=None,
         eos_token_id=None,
         pad_token_id=None,
     )
     if fields["vocab_size"] <= 0:
         raise ConfigError(f"vocab_size = {vocab_size!r}: must be a positive integer")
-    if family == "llama":
+    if own.explicit_head_dim:
         fields |= dict(head_dim=arch.resolved_head_dim, attention_bias=False, mlp_bias=False)
     elif arch.head_dim is not None and arch.head_dim * arch.num_heads != arch.hidden_size:
         raise ConfigError(
-            f"arch.head_dim = {arch.head_dim}: the qwen2 family needs "
+            f"arch.head_dim = {arch.head_dim}: the {own.name} family needs "
             f"head_dim * num_heads == hidden_size ({arch.hidden_size})"
         )
     return fields
@@ -210,21 +262,21 @@ def hf_config(
     ``vocab_size`` overrides ``arch.vocab_size`` (e.g. after adding 500 units + 2 modality
     tokens). Token ids (bos/eos/pad) are left unset: they belong to the tokenizer.
     """
-    from transformers import LlamaConfig, Qwen2Config
+    import transformers
 
     fields = config_fields(family, arch, vocab_size, max_position_embeddings)
-    config_class = {"llama": LlamaConfig, "qwen2": Qwen2Config}[fields.pop("model_type")]
+    config_class = getattr(transformers, get_family(fields.pop("model_type")).config_class)
     return config_class(**fields)
 
 
 def non_embedding_params(family: str, arch: Architecture) -> int:
     """Parameters outside the embedding and LM-head matrices (norms and biases included)."""
-    _check_family(family)
+    own = get_family(family)
     d, hd = arch.hidden_size, arch.resolved_head_dim
     q_width, kv_width = arch.num_heads * hd, arch.num_kv_heads * hd
     attention = 2 * d * q_width + 2 * d * kv_width
-    if family == "qwen2":
-        attention += q_width + 2 * kv_width  # q/k/v biases
+    if own.qkv_bias:
+        attention += q_width + 2 * kv_width
     per_layer = attention + 3 * d * arch.intermediate_size + 2 * d  # + two RMSNorm weights
     return arch.num_layers * per_layer + d  # + final RMSNorm
 
@@ -363,12 +415,12 @@ def resolve_architecture(family: str, size: str, vocab_size: int | None = None) 
     """The architecture of ``size`` in ``family``: a preset name, or a target for N *without*
     embeddings (e.g. ``"85M"``); ``vocab_size`` replaces the preset's (default for targets:
     the units-only vocabulary)."""
-    _check_family(family)
+    own = get_family(family)
     preset = _BY_NAME.get(size.strip().lower())
     if preset is not None:
-        if preset.family not in (None, family):
+        if preset.family is not None and preset.family != own:
             raise ConfigError(
-                f"size {size!r} is a {preset.family} preset, not a {family} one; "
+                f"size {size!r} is a {preset.family.name} preset, not a {family} one; "
                 f"presets for {family}: "
                 f"{', '.join(p.name for p in list_presets(family))}"
             )

@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from slscale.models.families import FAMILIES, LLAMA
+
 
 def add_commands(sub: Any) -> None:
     """Register the ``world`` command group on the top-level sub-parsers."""
@@ -55,7 +57,7 @@ def _add_generate(commands: Any) -> None:
 def _add_pretrain(commands: Any) -> None:
     p = commands.add_parser("pretrain-textlm", help="train a tiny TextLM on the world's text")
     p.add_argument("--world", type=Path, required=True, help="a folder from 'world generate'")
-    p.add_argument("--family", choices=("llama", "qwen2"), default="llama")
+    p.add_argument("--family", choices=tuple(FAMILIES), default=LLAMA.name)
     p.add_argument(
         "--size",
         default="mini-100k",

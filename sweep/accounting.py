@@ -19,6 +19,7 @@ import dataclasses
 from typing import Any
 
 from slscale.errors import ConfigError
+from slscale.models.families import FAMILIES
 
 NUM_UNITS = 500
 """mHuBERT-25Hz units of the speech tokenizer (layer 11, 500 k-means clusters)."""
@@ -59,13 +60,15 @@ class _Shape:
 
 
 def _llama_like(c: Any) -> _Shape:
-    """Llama, Mistral and Qwen2: RMSNorm (weight only), gated MLP, GQA; Qwen2 has q/k/v
-    biases, Llama optional attention (q/k/v/o) and MLP biases."""
+    """Llama, Mistral and Qwen2: RMSNorm (weight only), gated MLP, GQA; q/k/v biases where the
+    model's family record says so (Qwen2), Llama's optional attention (q/k/v/o) and MLP biases
+    where its config switches them on."""
     d, f = c.hidden_size, c.intermediate_size
     head_dim = getattr(c, "head_dim", None) or d // c.num_attention_heads
     q, kv = c.num_attention_heads * head_dim, c.num_key_value_heads * head_dim
     biases = 0
-    if c.model_type == "qwen2":
+    family = FAMILIES.get(c.model_type)
+    if family is not None and family.qkv_bias:
         biases += q + 2 * kv
     if getattr(c, "attention_bias", False):
         biases += q + 2 * kv + d
@@ -125,9 +128,8 @@ def _opt(c: Any) -> _Shape:
 
 
 _SHAPES = {
-    "llama": _llama_like,
+    **dict.fromkeys(FAMILIES, _llama_like),  # every family's block design is Llama-like
     "mistral": _llama_like,
-    "qwen2": _llama_like,
     "gpt_neox": _gpt_neox,
     "opt": _opt,
 }

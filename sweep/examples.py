@@ -13,6 +13,7 @@ function, so either can be edited as the source of truth only together with the 
 
 from __future__ import annotations
 
+from slscale.models.families import get_preset
 from slscale.sweep.generators import isoflop_grid
 from slscale.sweep.grid import GridSpec
 
@@ -46,19 +47,28 @@ def mini_cpu() -> GridSpec:
 
 
 SIMS_MODELS = (
-    ("qwen2", "qwen2.5-0.5b", "Qwen/Qwen2.5-0.5B"),
-    ("qwen2", "qwen2.5-1.5b", "Qwen/Qwen2.5-1.5B"),
-    ("qwen2", "qwen2.5-3b", "Qwen/Qwen2.5-3B"),
-    ("qwen2", "qwen2.5-7b", "Qwen/Qwen2.5-7B"),
-    ("llama", "llama-3.2-1b", "meta-llama/Llama-3.2-1B"),
-    ("llama", "llama-3.2-3b", "meta-llama/Llama-3.2-3B"),
+    "qwen2.5-0.5b",
+    "qwen2.5-1.5b",
+    "qwen2.5-3b",
+    "qwen2.5-7b",
+    "llama-3.2-1b",
+    "llama-3.2-3b",
 )
+"""The TextLM inits of the SIMS grid: presets of published configs."""
 SIMS_BUDGETS = (2e18, 6e18, 2e19, 6e19, 2e20, 7e20)
+
+
+def _textlm_init(preset_name: str) -> dict[str, str | None]:
+    """A model axis entry initialised from a published TextLM: its preset's family, the preset
+    and the Hugging Face Hub id whose config.json it reproduces."""
+    preset = get_preset(preset_name)
+    family = preset.family.name if preset.family else None
+    return {"family": family, "size": preset.name, "init": preset.hub_id}
 
 
 def sims_paper() -> GridSpec:
     """TextLM-initialised SLMs (TWIST init for both arms), textless vs interleaved."""
-    models = [{"family": f, "size": s, "init": hub} for f, s, hub in SIMS_MODELS]
+    models = [_textlm_init(name) for name in SIMS_MODELS]
     arms = [
         {"modality": "textless", "mix": {"speech_share": 1.0}},
         {"modality": "interleaved", "mix": dict(EQUAL_STREAMS)},

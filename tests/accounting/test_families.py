@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -11,6 +12,11 @@ from transformers import LlamaConfig, Qwen2Config
 from slscale.errors import ConfigError
 from slscale.models.families import (
     FAMILIES,
+    LLAMA,
+    QWEN2,
+    Family,
+    config_fields,
+    get_preset,
     hf_config,
     list_presets,
     non_embedding_params,
@@ -20,6 +26,43 @@ from slscale.models.families import (
     target_aspect_ratio,
 )
 from slscale.spec import Architecture
+from slscale.sweep.accounting import count_params
+
+
+def test_family_records_are_frozen_and_hold_the_published_defaults() -> None:
+    assert FAMILIES == {"llama": LLAMA, "qwen2": QWEN2}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        LLAMA.rope_theta = 10_000.0  # type: ignore[misc]
+    # Llama 3 (Dubey et al. 2024, Table 3) and the Qwen2.5 config.json files
+    assert (LLAMA.rope_theta, LLAMA.rms_norm_eps, LLAMA.qkv_bias) == (500_000.0, 1e-5, False)
+    assert (QWEN2.rope_theta, QWEN2.rms_norm_eps, QWEN2.qkv_bias) == (1_000_000.0, 1e-6, True)
+
+
+@pytest.mark.parametrize("family", FAMILIES.values(), ids=list(FAMILIES))
+def test_config_and_both_counts_follow_the_family_record(family: Family) -> None:
+    arch = resolve_architecture(family.name, "mini-100k")
+    config = hf_config(family.name, arch)
+    assert type(config).__name__ == family.config_class and config.model_type == family.name
+    assert config.rope_parameters["rope_theta"] == family.rope_theta
+    assert config.rms_norm_eps == family.rms_norm_eps
+    fields = config_fields(family.name, arch)
+    assert ("head_dim" in fields and "attention_bias" in fields) is family.explicit_head_dim
+    # The sweep's accounting (from the config) and the sizing rule (from the record) agree,
+    # and differ from a bias-free block by exactly the q/k/v biases the record declares.
+    counted = count_params(config).n_params_non_embedding
+    assert counted == non_embedding_params(family.name, arch)
+    hd = arch.resolved_head_dim
+    qkv_biases = arch.num_layers * (arch.num_heads * hd + 2 * arch.num_kv_heads * hd)
+    assert counted - non_embedding_params("llama", arch) == qkv_biases * family.qkv_bias
+
+
+def test_published_presets_name_their_family_and_hub_model() -> None:
+    preset = get_preset(" Qwen2.5-7B ")
+    assert (preset.family, preset.hub_id) == (QWEN2, "Qwen/Qwen2.5-7B")
+    assert get_preset("llama-3.2-1b").family is LLAMA
+    assert (get_preset("cm-85m").family, get_preset("cm-85m").hub_id) == (None, None)
+    with pytest.raises(ConfigError, match=r"unknown preset 'gpt2'; presets: qwen2\.5-0\.5b"):
+        get_preset("gpt2")
 
 
 def test_hf_config_carries_the_architecture_and_family_defaults() -> None:
