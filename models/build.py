@@ -35,7 +35,7 @@ from slscale.models.vocab import (
     load_vocab,
     units_only_vocab,
 )
-from slscale.spec import Architecture, Modality, RunSpec
+from slscale.spec import Architecture, Modality, RunSpec, spec_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +150,58 @@ def _from_textlm(spec: RunSpec, seed: int) -> tuple[Any, SpeechTextVocab]:
         _grow_embeddings(model, vocab, seed)
     _set_special_ids(model, vocab)
     return model, vocab
+
+
+def with_init_architecture(data: dict[str, Any]) -> dict[str, Any]:
+    """A run dict with neither ``size`` nor ``arch`` whose ``init`` is a local checkpoint folder,
+    with ``arch`` read from the folder's config.json (the run id then hashes that architecture);
+    any other dict unchanged."""
+    if data.get("size") is not None or data.get("arch") is not None:
+        return data
+    init = data.get("init")
+    if not isinstance(init, str) or not Path(init).expanduser().is_dir():
+        return data
+    arch = checkpoint_architecture(Path(init).expanduser(), str(data.get("family", "")))
+    return {**data, "arch": spec_to_dict(arch)}
+
+
+def checkpoint_architecture(folder: Path, family: str) -> Architecture:
+    """The :class:`Architecture` of the checkpoint in ``folder`` (its config.json, with the
+    config class's defaults for the fields it leaves out); ConfigError naming the folder when
+    it has no readable config or is not of ``family``."""
+    from transformers import AutoConfig
+
+    where = f"init {str(folder)!r}"
+    if not (folder / "config.json").exists():
+        raise ConfigError(
+            f"{where}: no config.json to read the architecture from; give 'size' or 'arch'"
+        )
+    try:
+        config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{where}: cannot read config.json ({exc})") from None
+    if family and config.model_type != family:
+        raise ConfigError(
+            f"{where}: its config.json is a {config.model_type!r} model but the run says "
+            f"family {family!r}; set family: {config.model_type}"
+        )
+    try:
+        heads = int(config.num_attention_heads)
+        head_dim = getattr(config, "head_dim", None)
+        return Architecture(
+            num_layers=int(config.num_hidden_layers),
+            hidden_size=int(config.hidden_size),
+            num_heads=heads,
+            num_kv_heads=int(getattr(config, "num_key_value_heads", None) or heads),
+            intermediate_size=int(config.intermediate_size),
+            vocab_size=int(config.vocab_size),
+            tie_embeddings=bool(config.tie_word_embeddings),
+            head_dim=None if head_dim in (None, config.hidden_size // heads) else int(head_dim),
+        )
+    except (AttributeError, TypeError) as exc:
+        raise ConfigError(
+            f"{where}: config.json lacks a field of a decoder's shape ({exc}); give 'arch'"
+        ) from None
 
 
 def _resolve_init(init: str) -> str:

@@ -91,6 +91,7 @@ def read_run_yaml(path: Path) -> Any:
     """The RunSpec of a YAML file; errors name the file."""
     import yaml
 
+    from slscale.models.build import with_init_architecture
     from slscale.spec import spec_from_dict
 
     try:
@@ -102,7 +103,7 @@ def read_run_yaml(path: Path) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of RunSpec fields (family, tokens, …)")
     try:
-        return spec_from_dict(data)
+        return spec_from_dict(with_init_architecture(data))
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 

@@ -153,7 +153,8 @@ def expand_with_targets(
     top = grid.target
     for partial, target in _axis_points(grid):
         for cell in _cells(grid, partial, n_params_of):
-            spec = _to_spec(_fill_templates(_merge(partial, cell)), grid.label)
+            data = _fill_templates(_merge(partial, cell))
+            spec = _to_spec(_init_architecture(data, grid.label), grid.label)
             runs.setdefault(run_id(spec), (spec, target.over(top)))
     if not runs:
         raise ConfigError(f"{grid.label} expands to no runs: check its generators")
@@ -197,6 +198,19 @@ def _cells(grid: GridSpec, partial: dict[str, Any], n_params_of: ParamCounter) -
                 message if message.startswith(where) else f"{where}: {message}"
             ) from None
     return cells
+
+
+def _init_architecture(data: dict[str, Any], label: str) -> dict[str, Any]:
+    """``data`` with the ``arch`` of its init checkpoint when it names neither size nor arch
+    (transformers is imported only then)."""
+    if data.get("size") is not None or data.get("arch") is not None:
+        return data
+    from slscale.models.build import with_init_architecture
+
+    try:
+        return with_init_architecture(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
 
 
 def _to_spec(data: dict[str, Any], label: str) -> RunSpec:

@@ -178,3 +178,30 @@ def test_missing_data_folder_is_named(world: Path, tmp_path: Path, capsys: Any) 
 def test_eval_without_a_record_needs_a_manifest_folder(tmp_path: Path, capsys: Any) -> None:
     assert cli("eval", str(tmp_path), "--suite", "sSC") == 2
     assert "pass --manifest-dir" in capsys.readouterr().err
+
+
+def test_a_run_file_with_an_init_folder_and_no_size_takes_its_architecture(
+    tmp_path: Path,
+) -> None:
+    import transformers
+
+    from slscale.models.run_commands import read_run_yaml
+
+    config = transformers.Qwen2Config(
+        num_hidden_layers=1,
+        hidden_size=32,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        intermediate_size=64,
+        vocab_size=200,
+        tie_word_embeddings=False,
+    )
+    transformers.Qwen2ForCausalLM(config).save_pretrained(tmp_path / "lm")
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        f"family: qwen2\nmodality: interleaved\ntokens: 1024\ninit: {tmp_path / 'lm'}\n"
+    )
+    spec = read_run_yaml(path)
+    assert spec.arch is not None and spec.size is None
+    assert (spec.arch.num_layers, spec.arch.hidden_size, spec.arch.num_kv_heads) == (1, 32, 1)
+    assert (spec.arch.vocab_size, spec.arch.tie_embeddings) == (200, False)

@@ -151,3 +151,61 @@ def test_shipped_yaml_grids_equal_their_functions():
     for name, make in EXAMPLES.items():
         assert load_grid(name) == make(), f"sweep/grids/{name}.yaml differs from {make.__name__}"
         assert load_grid(f"slscale.sweep.examples:{make.__name__}") == make()
+
+
+def _checkpoint(folder, **fields):
+    """A real Llama checkpoint folder (save_pretrained of a small config)."""
+    import transformers
+
+    shape = dict(
+        num_hidden_layers=2,
+        hidden_size=64,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=160,
+        vocab_size=300,
+        tie_word_embeddings=True,
+    )
+    config = transformers.LlamaConfig(**{**shape, **fields})
+    transformers.LlamaForCausalLM(config).save_pretrained(folder)
+    return folder
+
+
+def _init_grid(init, family="llama"):
+    return GridSpec(
+        name="from-folder",
+        base={"family": family, "modality": "interleaved", "init": str(init)},
+        axes={"tokens": [4096, 8192]},
+    )
+
+
+def test_an_init_folder_without_size_or_arch_gives_its_config_architecture(tmp_path):
+    folder = _checkpoint(tmp_path / "lm")
+    specs = expand(_init_grid(folder), counter)
+    assert len(specs) == 2
+    for spec in specs:
+        assert spec.size is None and spec.arch is not None
+        arch = spec.arch
+        assert (arch.num_layers, arch.hidden_size, arch.num_heads, arch.num_kv_heads) == (
+            2,
+            64,
+            4,
+            2,
+        )
+        assert (arch.intermediate_size, arch.vocab_size, arch.tie_embeddings) == (160, 300, True)
+        assert arch.head_dim is None
+    # The run id hashes the architecture: another shape in the same folder is another run.
+    other = _checkpoint(tmp_path / "lm2", intermediate_size=192)
+    moved = expand(_init_grid(other), counter)
+    assert moved[0].arch.intermediate_size == 192
+    assert {run_id(s) for s in specs}.isdisjoint(run_id(s) for s in moved)
+
+
+def test_an_init_folder_of_another_family_or_without_config_is_named(tmp_path):
+    folder = _checkpoint(tmp_path / "lm")
+    with pytest.raises(ConfigError, match=r"'llama' model but the run says family 'qwen2'"):
+        expand(_init_grid(folder, family="qwen2"), counter)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ConfigError, match=r"from-folder.*empty.*no config.json.*'size' or 'arch'"):
+        expand(_init_grid(empty), counter)
