@@ -188,6 +188,7 @@ def checkpoint_architecture(folder: Path, family: str) -> Architecture:
     try:
         heads = int(config.num_attention_heads)
         head_dim = getattr(config, "head_dim", None)
+        default_head_dim = int(config.hidden_size) // heads
         return Architecture(
             num_layers=int(config.num_hidden_layers),
             hidden_size=int(config.hidden_size),
@@ -196,7 +197,9 @@ def checkpoint_architecture(folder: Path, family: str) -> Architecture:
             intermediate_size=int(config.intermediate_size),
             vocab_size=int(config.vocab_size),
             tie_embeddings=bool(config.tie_word_embeddings),
-            head_dim=None if head_dim in (None, config.hidden_size // heads) else int(head_dim),
+            head_dim=None
+            if head_dim is None or int(head_dim) == default_head_dim
+            else int(head_dim),
         )
     except (AttributeError, TypeError) as exc:
         raise ConfigError(
