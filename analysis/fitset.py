@@ -4,7 +4,7 @@
 not be made with the reason, and the shipped reference laws. :meth:`StudyFits.save` writes
 ``<name>.json`` per fit plus ``index.json`` (which file is which fit, and the skipped ones),
 so ``slscale figures --fits DIR`` redraws every figure without fitting anything. This module
-reads fitting's result types only.
+reads fitting's result types only (and the evaluation suite's benchmark names).
 """
 
 from __future__ import annotations
@@ -21,17 +21,18 @@ import pandas as pd
 from slscale.errors import ConfigError
 from slscale.fitting.reference import load_reference
 from slscale.fitting.results import FitResult
+from slscale.models.evaluate.suite import SSC, TSC
 
 INDEX_SCHEMA = "slscale.figure-fits/1"
 KINDS = ("approach3", "approach2", "approach1", "metric", "margin")
 """Fits made per arm: Approaches 3, 2, 1 on losses; metric laws on scores; margin laws on
 the scores' log-likelihood margins."""
-METRICS = ("sSC", "tSC")
+METRICS = (SSC, TSC)
 """Benchmarks with a metric law (SIMS Fig. 1)."""
 REFERENCES = {
     "loss": ("textless_cuervo_marxer2024",),
-    "sSC": ("sims2025_textless_ssc", "sims2025_pythia_ssc", "sims2025_interleaved_ssc"),
-    "tSC": ("sims2025_textless_tsc", "sims2025_pythia_tsc", "sims2025_interleaved_tsc"),
+    SSC: ("sims2025_textless_ssc", "sims2025_pythia_ssc", "sims2025_interleaved_ssc"),
+    TSC: ("sims2025_textless_tsc", "sims2025_pythia_tsc", "sims2025_interleaved_tsc"),
 }
 """Shipped reference laws drawn as baselines, by what they describe."""
 

@@ -25,6 +25,7 @@ from slscale.analysis.style import (
 )
 from slscale.fitting import laws
 from slscale.fitting.results import MARGIN, FitResult
+from slscale.models.evaluate.suite import SSC, TSC
 
 _REFERENCE_ARMS = {"pythia": "text", "text": "text"}
 _REFERENCE_NAMES = {
@@ -196,7 +197,7 @@ def _padded(
 
 # -- SIMS Fig. 2 ----------------------------------------------------------------------------
 def textlm_families(
-    points: pd.DataFrame, benchmarks: Sequence[str] = ("sSC", "tSC"), setting: str = ""
+    points: pd.DataFrame, benchmarks: Sequence[str] = (SSC, TSC), setting: str = ""
 ) -> Figure:
     """Score against parameters per TextLM family (SIMS Fig. 2).
 

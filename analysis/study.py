@@ -6,8 +6,9 @@
   flattened spec (family, init, mix.synthetic_share, ...).
 * ``curves``: the training-loss curve of each run (run_id, step, tokens, flops, loss).
 * ``scores``: each run's final evaluation per benchmark and variant, with benchmark and
-  variant names made canonical (``sSC``, ``MS-sSC``; ``S``, ``S→T``, ``T→S``, ``T``) so the
-  spellings of different evaluators (``ssc``/``ss``/``S2T``) meet.
+  variant names spelled as the evaluation suite spells them (``sSC``, ``MS-sSC``; ``S``,
+  ``S2T``, ``T2S``, ``T``: :mod:`slscale.models.evaluate.suite`) so the spellings of other
+  evaluators (``ssc``/``ss``/``S→T``) meet; :func:`variant_label` writes ``S→T`` for display.
 
 Scaling fits use the runs that match ``where`` filters (``KEY=VALUE`` on any runs column),
 so ablation runs kept in the same store (other data mixes, other TextLM families) do not
@@ -25,39 +26,34 @@ import pandas as pd
 from slscale.compute import flops_6nd
 from slscale.errors import ConfigError
 from slscale.identity import init_name
+from slscale.models.evaluate import suite
+from slscale.models.evaluate.conventions import SLAMKIT
 
-_BENCHMARKS = {"ssc": "sSC", "tsc": "tSC", "sblimp": "sBLIMP", "swuggy": "sWUGGY"}
-_VARIANTS = {
-    "S": ("s", "ss", "s2s", "s→s", "s-s", "speech"),
-    "S→T": ("st", "s2t", "s→t", "s-t"),
-    "T→S": ("ts", "t2s", "t→s", "t-s"),
-    "T": ("t", "tt", "t2t", "t→t", "t-t", "text"),
-}
-VARIANT_ORDER = ("S", "S→T", "T→S", "T")
-"""Cross-modal variants, prompt→continuation modality (SIMS Table 2)."""
-_MS_PREFIXES = ("ms-", "ms_")
-SIMS_CONVENTION = "nll=mean,span=sequence,softmax=full"
+VARIANT_ORDER = suite.VARIANTS
+"""Cross-modal variants, prompt→continuation modality (SIMS Table 2), as stored."""
+SIMS_CONVENTION = SLAMKIT.name
 """SlamKit's scoring (mean NLL of the whole sequence), as the evaluator names it: the one
 SIMS reports, shown first when scores were recorded under several conventions."""
 
 
+def variant_label(variant: str) -> str:
+    """How tables write a variant: 'S2T' -> 'S→T' (SIMS Table 2), 'S' -> 'S'."""
+    return variant.replace("2", "→") if variant in suite.VARIANTS else variant
+
+
 def canonical_benchmark(name: str) -> str:
     """'ssc' -> 'sSC', 'ms_tsc' -> 'MS-tSC'; unknown names are kept."""
-    text = str(name).strip()
-    multi = text.lower().startswith(_MS_PREFIXES)
-    base = text[3:] if multi else text
-    return ("MS-" if multi else "") + _BENCHMARKS.get(base.lower(), base)
+    base, multi = suite.split_multi_speaker(str(name))
+    canonical = suite.BENCHMARKS.get(base.lower(), base)
+    return suite.multi_speaker(canonical) if multi else canonical
 
 
 def canonical_variant(name: str) -> tuple[str, bool]:
-    """('ss' -> 'S', 'S2T' -> 'S→T', ...) and whether the variant was multi-speaker."""
-    text = str(name).strip()
-    multi = text.lower().startswith(_MS_PREFIXES)
-    base = (text[3:] if multi else text).lower()
-    for canon, spellings in _VARIANTS.items():
-        if base in spellings:
-            return canon, multi
-    return text[3:] if multi else text, multi
+    """('ss' -> 'S', 'S→T' -> 'S2T', ...) and whether the variant was multi-speaker; unknown
+    variants are kept."""
+    base, multi = suite.split_multi_speaker(str(name))
+    variant = suite.read_variant(base)
+    return (base if variant is None else variant), multi
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -93,13 +89,17 @@ class Study:
         runs = self.scaling_runs(arm)[["run_id", "n_params"]]
         return self.curves.merge(runs, on="run_id")
 
-    def arm_scores(self, arm: str, benchmark: str, variant: str = "S") -> pd.DataFrame:
+    def arm_scores(
+        self, arm: str, benchmark: str, variant: str = suite.SPEECH_ONLY
+    ) -> pd.DataFrame:
         """Scores of the arm's scaling runs on one benchmark, with each run's FLOPs and N."""
         runs = self.scaling_runs(arm)[["run_id", "n_params", "tokens", "flops"]]
         return select_scores(self.scores, benchmark, variant).merge(runs, on="run_id")
 
 
-def select_scores(scores: pd.DataFrame, benchmark: str, variant: str = "S") -> pd.DataFrame:
+def select_scores(
+    scores: pd.DataFrame, benchmark: str, variant: str = suite.SPEECH_ONLY
+) -> pd.DataFrame:
     """Rows of one benchmark; its only variant when it has one, else ``variant``."""
     rows = scores[scores["benchmark"] == benchmark]
     variants = set(rows["variant"])
@@ -213,7 +213,7 @@ def _scores(
         return rows.assign(benchmark=[], variant=[])
     named = [canonical_variant(v) for v in rows["variant"]]
     rows["benchmark"] = [
-        canonical_benchmark(("MS-" if multi else "") + str(b))
+        canonical_benchmark(suite.multi_speaker(str(b)) if multi else str(b))
         for b, (_, multi) in zip(rows["benchmark"], named, strict=True)
     ]
     rows["variant"] = [v for v, _ in named]

@@ -20,10 +20,22 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-from slscale.analysis.study import VARIANT_ORDER, Study, select_scores
+from slscale.analysis.study import VARIANT_ORDER, Study, select_scores, variant_label
 from slscale.analysis.table_format import Table, bold, count, flops, percent
+from slscale.models.evaluate.suite import (
+    SBLIMP,
+    SPEECH_ONLY,
+    SSC,
+    SWUGGY,
+    TSC,
+    multi_speaker,
+)
 
-ABLATION_BENCHMARKS = ("sBLIMP", "sWUGGY", "sSC", "tSC", "MS-sSC", "MS-tSC")
+ABLATION_BENCHMARKS = (SBLIMP, SWUGGY, SSC, TSC, multi_speaker(SSC), multi_speaker(TSC))
+STORYCLOZE = (SSC, TSC)
+"""The benchmarks of the cross-modal table (SIMS Table 2)."""
+PUBLISHED_BENCHMARKS = (SBLIMP, SSC, TSC)
+"""The benchmarks SIMS Table 3 reports."""
 SHARE = "mix.synthetic_share"
 _CONFIG = ["arm", "family", "init_name", "n_params", "tokens"]
 
@@ -33,7 +45,7 @@ class Unsupported(Exception):
 
 
 def _wide(
-    study: Study, benchmarks: tuple[str, ...] | list[str], variant: str = "S"
+    study: Study, benchmarks: tuple[str, ...] | list[str], variant: str = SPEECH_ONLY
 ) -> pd.DataFrame:
     """runs joined with one column per benchmark (final score of ``variant``)."""
     table = study.runs.copy()
@@ -105,13 +117,14 @@ def crossmodal(study: Study, max_rows: int = 10) -> Table:
     scores = study.scores
     if scores.empty:
         raise Unsupported("no evaluation scores in the store")
-    cross = scores[scores["benchmark"].isin(["sSC", "tSC"]) & (scores["variant"] != "S")]
+    cross = scores[scores["benchmark"].isin(STORYCLOZE) & (scores["variant"] != SPEECH_ONLY)]
     if cross.empty:
         raise Unsupported("no cross-modal sSC/tSC scores (variants S→T, T→S or T)")
     runs = study.runs[study.runs["run_id"].isin(set(cross["run_id"]))]
     chosen = runs.sort_values(["flops", "n_params"], ascending=False).head(max_rows)
     chosen = chosen.sort_values(["arm", "n_params", "tokens"])
     rows = [_crossmodal_row(run, scores) for _, run in chosen.iterrows()]
+    labels = tuple(map(variant_label, VARIANT_ORDER))
     notes = [
         "Final scores (%); prompt→continuation modality, S = speech, T = text. "
         "Layout of SIMS (Maimon et al. 2025) Table 2."
@@ -121,8 +134,8 @@ def crossmodal(study: Study, max_rows: int = 10) -> Table:
     return Table(
         name="crossmodal",
         caption="Cross-modal evaluation: StoryCloze with speech and text prompts and endings.",
-        columns=("Arm", "Params", "Tokens", *VARIANT_ORDER, *VARIANT_ORDER),
-        column_groups=(("", 3), ("sSC", 4), ("tSC", 4)),
+        columns=("Arm", "Params", "Tokens", *labels, *labels),
+        column_groups=(("", 3), *((b, len(labels)) for b in STORYCLOZE)),
         rows=tuple(rows),
         notes=tuple(notes),
     )
@@ -130,7 +143,7 @@ def crossmodal(study: Study, max_rows: int = 10) -> Table:
 
 def _crossmodal_row(run: pd.Series, scores: pd.DataFrame) -> tuple[str, ...]:
     mine = scores[scores["run_id"] == run["run_id"]].set_index(["benchmark", "variant"])["value"]
-    cells = [percent(mine.get((b, v))) for b in ("sSC", "tSC") for v in VARIANT_ORDER]
+    cells = [percent(mine.get((b, v))) for b in STORYCLOZE for v in VARIANT_ORDER]
     return (str(run["arm"]), count(run["n_params"]), count(run["tokens"]), *cells)
 
 
@@ -149,7 +162,7 @@ def published_comparison(study: Study) -> Table:
     published = published_rows()
     rows: list[tuple[str, ...]] = [
         (row["model"], *(_cell(row[k]) for k in ("params", "tokens")), flops(_number(row["flops"])),
-         row["sblimp"], row["ssc"], row["tsc"])
+         *(row[b.lower()] for b in PUBLISHED_BENCHMARKS))
         for row in published
     ]  # fmt: skip
     ours = _our_rows(study)
@@ -164,7 +177,7 @@ def published_comparison(study: Study) -> Table:
     return Table(
         name="published_comparison",
         caption="Comparison with published speech language models (sBLIMP, sSC, tSC in %).",
-        columns=("Model", "Params", "Tokens", "FLOPs", "sBLIMP", "sSC", "tSC"),
+        columns=("Model", "Params", "Tokens", "FLOPs", *PUBLISHED_BENCHMARKS),
         rows=tuple(rows + ours),
         rules_after=(len(rows) - 1,),
         notes=tuple(notes),
@@ -172,13 +185,13 @@ def published_comparison(study: Study) -> Table:
 
 
 def _our_rows(study: Study) -> list[tuple[str, ...]]:
-    wide = _wide(study, ("sBLIMP", "sSC", "tSC"))
+    wide = _wide(study, PUBLISHED_BENCHMARKS)
     out: list[tuple[str, ...]] = []
     for arm in sorted(set(wide["arm"])):
         mine = wide[wide["arm"] == arm]
-        scored = mine["sSC"].notna().any()
-        best = mine.loc[mine["sSC"].idxmax()] if scored else mine.sort_values("loss").iloc[0]
-        cells = [percent(best[b]) for b in ("sBLIMP", "sSC", "tSC")]
+        scored = mine[SSC].notna().any()
+        best = mine.loc[mine[SSC].idxmax()] if scored else mine.sort_values("loss").iloc[0]
+        cells = [percent(best[b]) for b in PUBLISHED_BENCHMARKS]
         sizes = [count(best["n_params"]), count(best["tokens"]), flops(best["flops"])]
         out.append((f"Ours ({arm})", *sizes, *cells))
     return out

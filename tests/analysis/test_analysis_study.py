@@ -11,9 +11,11 @@ from slscale.analysis.study import (
     canonical_variant,
     load_study,
     study_from_frames,
+    variant_label,
 )
 from slscale.analysis.tables import Unsupported
 from slscale.errors import ConfigError
+from slscale.models.evaluate import suite
 
 
 @pytest.mark.parametrize(
@@ -27,12 +29,27 @@ def test_benchmark_names_meet(name, canonical):
 
 @pytest.mark.parametrize(
     ("name", "canonical"),
-    [("S", ("S", False)), ("ss", ("S", False)), ("S2T", ("S→T", False)), ("st", ("S→T", False)),
-     ("T2S", ("T→S", False)), ("ts", ("T→S", False)), ("tt", ("T", False)), ("t", ("T", False)),
+    [("S", ("S", False)), ("ss", ("S", False)), ("speech", ("S", False)), ("s-s", ("S", False)),
+     ("S2T", ("S2T", False)), ("st", ("S2T", False)), ("S→T", ("S2T", False)),
+     ("s-t", ("S2T", False)), ("T2S", ("T2S", False)), ("ts", ("T2S", False)),
+     ("t→s", ("T2S", False)), ("tt", ("T", False)), ("t", ("T", False)), ("text", ("T", False)),
      ("ms_ss", ("S", True)), ("prosody", ("prosody", False))],
 )  # fmt: skip
 def test_variant_names_meet(name, canonical):
     assert canonical_variant(name) == canonical
+
+
+def test_the_evaluators_spellings_are_kept_as_stored():
+    # What `slscale eval` writes (suite.find_manifests) reads back unchanged, so filters on the
+    # study and on the store (`slscale fit --variant S2T`) use one spelling.
+    for task, benchmark in suite.BENCHMARKS.items():
+        assert canonical_benchmark(benchmark) == canonical_benchmark(task) == benchmark
+        assert canonical_benchmark(suite.multi_speaker(benchmark)) == f"MS-{benchmark}"
+    for variant, codes in suite.VARIANT_CODES.items():
+        assert {canonical_variant(v) for v in (variant, *codes)} == {(variant, False)}
+    assert suite.VARIANTS == ("S", "S2T", "T2S", "T")
+    assert [variant_label(v) for v in suite.VARIANTS] == ["S", "S→T", "T→S", "T"]
+    assert variant_label("prosody2") == "prosody2"
 
 
 def test_runs_table_of_the_synthetic_study(workdir):
@@ -52,7 +69,7 @@ def test_scores_keep_each_runs_final_step(workdir):
     assert ssc["run_id"].is_unique and len(ssc) == 47
     final_step = study.curves.groupby("run_id")["step"].max()
     assert (ssc.set_index("run_id")["step"] == final_step[ssc["run_id"]]).all()
-    assert set(study.scores["variant"]) == {"S", "S→T", "T→S", "T"}
+    assert set(study.scores["variant"]) == {"S", "S2T", "T2S", "T"}
 
 
 def frames(conventions=("nll_all", "nll_continuation", "nll_continuation")):
