@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from slscale.errors import SlscaleError
+from slscale.errors import ConfigError, SlscaleError
 from slscale.models.train.safe_load import allowing_deepspeed_globals
 
 log = logging.getLogger(__name__)
@@ -49,11 +49,12 @@ SETUP_KEYS = ("zero_stage", "precision")
 
 def check_resumable(manifest: Mapping[str, Any], path: Path, setup: Mapping[str, Any]) -> None:
     """Raise, in one line, if ``setup`` (this attempt's ZeRO stage and precision) cannot resume
-    the checkpoint at ``path``. Checkpoints from before these were recorded are not checked."""
+    the checkpoint at ``path`` (a :class:`ConfigError`: another attempt with the same settings
+    would fail the same way). Checkpoints from before these were recorded are not checked."""
     for key in SETUP_KEYS:
         written = manifest.get(key)
         if written is not None and written != setup[key]:
-            raise SlscaleError(
+            raise ConfigError(
                 f"checkpoint {path} was written with {_show(key, written)}, this attempt runs "
                 f"{_show(key, setup[key])}: resume it with {_show(key, written)}, or remove "
                 f"{path.parent} to train the run from the start"

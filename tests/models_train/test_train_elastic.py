@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from train_helpers import run_script, script_args, script_result, tiny_job
 
-from slscale.errors import SlscaleError
+from slscale.errors import ConfigError
 from slscale.models.train import run_local
 from slscale.models.train.checkpoint import MANIFEST, verify_checkpoint
 from slscale.models.train.elastic import UNIVERSAL, check_resumable, convert, needs_universal
@@ -118,19 +118,35 @@ def test_a_run_resumes_on_another_number_of_workers(
     assert_same_curve(losses(tmp_path, "elastic"), reference(stage))
 
 
-def test_a_damaged_universal_conversion_is_made_again(tmp_path: Path, reference: Any) -> None:
-    checkpoint = crash(tmp_path, 2, 2)
-    universal = convert(checkpoint)
-    victim = max(universal.rglob("*.pt"), key=lambda p: p.stat().st_size)
-    data = bytearray(victim.read_bytes())
-    data[len(data) // 2] ^= 0xFF  # one flipped byte: same size, wrong checksum
-    victim.write_bytes(bytes(data))
+def flip_a_byte(path: Path) -> None:
+    """Damage ``path`` as a bad disk would: one flipped byte, same size, wrong checksum."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_resize_sets_a_damaged_checkpoint_aside_and_makes_a_damaged_conversion_again(
+    tmp_path: Path, reference: Any
+) -> None:
+    """The newest checkpoint of two workers (step 8) is damaged in worker 1's ZeRO partition,
+    and the one before it (step 4) carries a damaged universal conversion and a conversion a
+    crash interrupted. A resume on one worker sets step 8 aside, converts step 4 again and
+    resumes from it: the curve is the uninterrupted one."""
+    newest = crash(tmp_path, 2, 2)
+    flip_a_byte(newest / "zero_pp_rank_1_mp_rank_00_optim_states.pt")
+    previous = newest.with_name("step-000000004")
+    universal = convert(previous)
+    flip_a_byte(max(universal.rglob("*.pt"), key=lambda p: p.stat().st_size))
     assert "sha256" in str(verify_checkpoint(universal))
-    (checkpoint / f".tmp-{UNIVERSAL}").mkdir()  # a conversion a crash interrupted
+    (previous / f".tmp-{UNIVERSAL}").mkdir()  # a conversion a crash interrupted
 
     record = resume(tmp_path, 2, 1)
-    assert record["resumed_from_steps"] == [8]  # the checkpoint itself was sound
+    assert record["resumed_from_steps"] == [4]  # step 8 was damaged; step 4 itself was sound
+    assert '"world_size": 1' in (newest / MANIFEST).read_text()  # saved again after the resume
+    (set_aside,) = newest.parent.glob("corrupt-step-000000008-*")
+    assert "sha256" in str(verify_checkpoint(set_aside))
     assert verify_checkpoint(universal) is None
+    assert not (previous / f".tmp-{UNIVERSAL}").exists()
     assert_same_curve(losses(tmp_path, "elastic"), reference(2))
 
 
@@ -138,7 +154,7 @@ def test_a_damaged_universal_conversion_is_made_again(tmp_path: Path, reference:
 def test_a_resume_with_another_zero_stage_fails_saying_why(tmp_path: Path) -> None:
     checkpoint = crash(tmp_path, 2, 1)
     job = tiny_job(tmp_path, run_id="elastic", zero_stage=3, checkpoint_every_steps=4)
-    with pytest.raises(SlscaleError) as raised:
+    with pytest.raises(ConfigError) as raised:
         run_local(job)
     message = str(raised.value)
     assert message == (
@@ -153,7 +169,7 @@ def test_only_the_world_size_may_change_on_resume(tmp_path: Path) -> None:
     setup = {"zero_stage": 2, "precision": "fp32"}
     check_resumable({"world_size": 4, **setup}, path, setup)
     check_resumable({"world_size": 2}, path, setup)  # written before these were recorded
-    with pytest.raises(SlscaleError) as raised:
+    with pytest.raises(ConfigError) as raised:  # not retryable: the settings must change
         check_resumable({"world_size": 2, "zero_stage": 2, "precision": "bf16"}, path, setup)
     assert str(raised.value) == (
         f"checkpoint {path} was written with precision bf16, this attempt runs precision fp32: "
