@@ -46,7 +46,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
     slurm.add_parser(ssub)
 
-    status = ssub.add_parser("status", help="each run's state, attempts, last loss, tokens, error")
+    status = ssub.add_parser(
+        "status", help="each run's state, attempts and their workers, last loss, tokens, error"
+    )
     _store_arguments(status)
     status.add_argument("--json", action="store_true", help="print a JSON list of runs")
     status.set_defaults(func=cmd_status)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 
-from slscale.store.base import EvalResult, Metric, RunRecord, Store
+from slscale.store.base import AttemptRecord, EvalResult, Metric, RunRecord, Store
 from slscale.store.targets import resolve_store_target, store_url
 
 __all__ = [
+    "AttemptRecord",
     "EvalResult",
     "Metric",
     "RunRecord",

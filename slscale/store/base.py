@@ -74,6 +74,18 @@ class RunRecord:
     lease_expires_at: dt.datetime | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class AttemptRecord:
+    """One attempt of a run, as its scheduler started it."""
+
+    run_id: str
+    attempt: int
+    """The run's attempt count when it started (1 for its first attempt)."""
+    workers: int
+    """Data-parallel workers it was started on (its world size)."""
+    started_at: dt.datetime
+
+
 class Store(abc.ABC):
     """Where runs, their curves and their evaluations live."""
 
@@ -121,6 +133,16 @@ class Store(abc.ABC):
     def set_summary(self, run_id: str, summary: Mapping[str, Any]) -> None:
         """Merge keys into the run's summary (n_params, n_params_non_embedding, tokens,
         flops_6nd, flops_exact, loss, val_loss, seconds, ...)."""
+
+    @abc.abstractmethod
+    def record_attempt(self, run_id: str, attempt: int, workers: int) -> None:
+        """Note that attempt number ``attempt`` of the run starts on ``workers`` workers, now
+        (an attempt recorded again is replaced). An unregistered run id raises
+        :class:`~slscale.errors.StoreError`."""
+
+    @abc.abstractmethod
+    def list_attempts(self, run_ids: Sequence[str] | None = None) -> list[AttemptRecord]:
+        """The recorded attempts (of ``run_ids`` only if given), by run id and attempt."""
 
     @abc.abstractmethod
     def log_metrics(self, rows: Iterable[Metric]) -> int:

@@ -19,11 +19,15 @@ from slscale.trackers import add_tracker_arguments, push_study, settings_from_ar
 EXPORT_TARGETS = ("tables", "wandb", "tensorboard")
 ERROR_CHARS = 60
 """Width of the error column of ``slscale status``."""
+WORKERS_SHOWN = 5
+"""Attempts whose worker counts the table shows (the latest ones)."""
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register store sub-commands (export, status)."""
-    status = sub.add_parser("status", help="one line per run: state, attempts, loss, tokens")
+    status = sub.add_parser(
+        "status", help="one line per run: state, attempts and their workers, loss, tokens"
+    )
     _store_arguments(status)
     status.add_argument("--json", action="store_true", help="print a JSON list of runs")
     status.set_defaults(func=cmd_status)
@@ -61,6 +65,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     with open_store(target) as store:
         runs = store.list_runs()
         frame = store.progress_frame()
+        workers: dict[str, list[int]] = {}
+        for attempt in store.list_attempts():
+            workers.setdefault(attempt.run_id, []).append(attempt.workers)
     progress = frame.set_index("run_id").to_dict("index")
     rows = []
     for run in runs:
@@ -69,6 +76,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "run_id": run.run_id,
             "state": str(run.state),
             "attempts": run.attempts,
+            "workers": workers.get(run.run_id, []),
             "last_loss": _float(done.get("last_loss")),
             "tokens_done": _int(done.get("tokens_done")),
             "error": _first_line(run.error),
@@ -81,16 +89,18 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def format_status(rows: list[dict[str, Any]], shown_url: str) -> str:
-    """The status table with a heading line counting runs per state."""
+    """The status table with a heading line counting runs per state; ``workers`` lists the
+    world size of each recorded attempt, oldest first."""
     counts = Counter(row["state"] for row in rows)
     per_state = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
     heading = f"{shown_url}: {len(rows)} runs" + (f" ({per_state})" if rows else "")
-    header = ("run id", "state", "attempts", "last loss", "tokens done", "error")
+    header = ("run id", "state", "attempts", "workers", "last loss", "tokens done", "error")
     cells = [
         (
             row["run_id"],
             row["state"],
             str(row["attempts"]),
+            _workers(row["workers"]),
             "-" if row["last_loss"] is None else f"{row['last_loss']:.4f}",
             "-" if row["tokens_done"] is None else f"{row['tokens_done']:,}",
             (row["error"] or "")[:ERROR_CHARS],
@@ -98,13 +108,21 @@ def format_status(rows: list[dict[str, Any]], shown_url: str) -> str:
         for row in rows
     ]
     widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
-    right = {2, 3, 4}  # numbers align right
+    right = {2, 3, 4, 5}  # numbers align right
     lines = [
         "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in
                   enumerate(zip(line, widths, strict=True))).rstrip()
         for line in [header, *cells]
     ]  # fmt: skip
     return "\n".join([heading, *lines]) if rows else heading
+
+
+def _workers(counts: list[int]) -> str:
+    """Each attempt's world size, oldest first ("2,2,1"), the latest few after "…,"."""
+    if not counts:
+        return "-"
+    shown = ",".join(str(n) for n in counts[-WORKERS_SHOWN:])
+    return shown if len(counts) <= WORKERS_SHOWN else f"…,{shown}"
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -12,10 +12,11 @@ import sqlalchemy as sa
 
 from slscale.errors import StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version of the table layout below; stored in ``schema_version`` and checked on open.
 2 added ``evals.margin``; a version-1 store gains the column (NULL for its old rows) when
-this code opens it."""
+this code opens it. 3 added the ``attempts`` table; an older store gains it, empty (its runs'
+earlier attempts keep only their count, ``runs.attempts``)."""
 
 _PG_SCHEMA_LOCK = 0x736C7363  # advisory-lock key ("slsc") serialising schema creation
 
@@ -64,6 +65,15 @@ evals = sa.Table(
     sqlite_with_rowid=False,
 )
 
+attempts = sa.Table(
+    "attempts",
+    metadata,
+    sa.Column("run_id", sa.String, sa.ForeignKey("runs.run_id"), primary_key=True),
+    sa.Column("attempt", sa.Integer, primary_key=True, doc="the run's attempt count then"),
+    sa.Column("workers", sa.Integer, nullable=False, doc="data-parallel workers (world size)"),
+    sa.Column("started_at", sa.DateTime, nullable=False, doc="UTC"),
+)
+
 schema_version = sa.Table(
     "schema_version",
     metadata,
@@ -99,7 +109,8 @@ def create_schema(conn: sa.Connection, shown_url: str) -> None:
 
 
 def _upgrade(conn: sa.Connection, version: int) -> None:
-    """Bring a store of an older layout to this one, in the caller's transaction."""
+    """Bring a store of an older layout to this one, in the caller's transaction (tables it
+    lacks were just made by ``create_all``)."""
     if version < 2:
         kind = evals.c.margin.type.compile(dialect=conn.dialect)
         conn.execute(sa.text(f"ALTER TABLE {evals.name} ADD COLUMN margin {kind}"))

@@ -19,6 +19,7 @@ DBAPI cursor as tuples (:mod:`slscale.store.bulk`), and reads fetch tuples strai
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -29,7 +30,7 @@ import sqlalchemy as sa
 from slscale.errors import StoreError
 from slscale.spec import RunState
 from slscale.store import bulk, schema
-from slscale.store.base import EvalResult, Metric, RunRecord, Store
+from slscale.store.base import AttemptRecord, EvalResult, Metric, RunRecord, Store
 from slscale.store.engine import create_store_engine, first_line, run_transaction
 from slscale.store.rows import (
     dumps,
@@ -46,7 +47,7 @@ if TYPE_CHECKING:  # pandas and pyarrow load on the first table read (0.45 s per
     import pandas as pd
 
 T = TypeVar("T")
-runs, metrics, evals = schema.runs, schema.metrics, schema.evals
+runs, metrics, evals, attempts = schema.runs, schema.metrics, schema.evals, schema.attempts
 
 _IN_CHUNK = 10_000  # ids per IN (...) list: SQLite allows at most 32,766 bound variables
 
@@ -164,6 +165,42 @@ class SqlStore(Store):
             conn.execute(sa.update(runs).where(where).values(summary=encoded, updated_at=utcnow()))
 
         self._write(merge, f"set summary of run {run_id!r}")
+
+    # ------------------------------------------------------------------ attempts
+
+    def record_attempt(self, run_id: str, attempt: int, workers: int) -> None:
+        row = {
+            "run_id": run_id,
+            "attempt": int(attempt),
+            "workers": int(workers),
+            "started_at": utcnow(),
+        }
+        stmt = bulk.insert(attempts, self._engine.dialect)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["run_id", "attempt"],
+            set_={"workers": stmt.excluded.workers, "started_at": stmt.excluded.started_at},
+        )
+        try:
+            self._write(lambda c: c.execute(stmt, row), f"record an attempt of run {run_id!r}")
+        except sa.exc.IntegrityError:
+            raise self._unknown_run(run_id) from None
+
+    def list_attempts(self, run_ids: Sequence[str] | None = None) -> list[AttemptRecord]:
+        stmt = sa.select(attempts).order_by(attempts.c.run_id, attempts.c.attempt)
+        wanted = None if run_ids is None else set(run_ids)
+        if wanted is not None and len(wanted) <= _IN_CHUNK:
+            stmt = stmt.where(attempts.c.run_id.in_(sorted(wanted)))
+        rows = self._read(lambda c: c.execute(stmt).all(), "list attempts")
+        return [
+            AttemptRecord(
+                run_id=row.run_id,
+                attempt=row.attempt,
+                workers=row.workers,
+                started_at=row.started_at.replace(tzinfo=dt.UTC),
+            )
+            for row in rows
+            if wanted is None or row.run_id in wanted
+        ]
 
     # ------------------------------------------------------------------ curves and scores
 

@@ -32,6 +32,9 @@ def populated(store: Store, make_spec) -> Store:
     store.set_state("broken", RunState.FAILED, increment_attempts=True, error="OOM\ntrace")
     store.set_summary("done", {"loss": 2.5, "note": "fine"})
     store.set_summary("broken", {"note": 3})  # mixed types in one summary column
+    store.record_attempt("done", 1, 4)  # world sizes of the attempts, as a sweep records them
+    store.record_attempt("broken", 1, 2)
+    store.record_attempt("broken", 2, 1)
     curve = [Metric("done", s, "loss", 4.0 - s / 2, tokens=500_000 * s) for s in range(5)]
     store.log_metrics(curve)
     store.log_metrics([Metric("broken", 7, "loss", float("nan"), tokens=7000)])
@@ -43,11 +46,11 @@ def test_status_table(populated: Store, store_target: str, capsys) -> None:
     assert run_cli("status", "--store", store_target) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].endswith(": 3 runs (1 FAILED, 1 PENDING, 1 SUCCEEDED)")
-    assert lines[1].split() == ["run", "id", "state", "attempts", "last", "loss", "tokens",
-                                "done", "error"]  # fmt: skip
-    assert lines[2].split() == ["broken", "FAILED", "1", "-", "7,000", "OOM"]
-    assert lines[3].split() == ["done", "SUCCEEDED", "1", "2.0000", "2,000,000"]
-    assert lines[4].split() == ["waiting", "PENDING", "0", "-", "-"]
+    assert lines[1].split() == ["run", "id", "state", "attempts", "workers", "last", "loss",
+                                "tokens", "done", "error"]  # fmt: skip
+    assert lines[2].split() == ["broken", "FAILED", "1", "2,1", "-", "7,000", "OOM"]
+    assert lines[3].split() == ["done", "SUCCEEDED", "1", "4", "2.0000", "2,000,000"]
+    assert lines[4].split() == ["waiting", "PENDING", "0", "-", "-", "-"]
     assert len(lines) == 5 and "trace" not in "\n".join(lines)
 
 
@@ -55,13 +58,27 @@ def test_status_json(populated: Store, store_target: str, capsys) -> None:
     assert run_cli("status", "--store", store_target, "--json") == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows == [
-        {"run_id": "broken", "state": "FAILED", "attempts": 1, "last_loss": None,
-         "tokens_done": 7000, "error": "OOM"},
-        {"run_id": "done", "state": "SUCCEEDED", "attempts": 1, "last_loss": 2.0,
-         "tokens_done": 2_000_000, "error": None},
-        {"run_id": "waiting", "state": "PENDING", "attempts": 0, "last_loss": None,
-         "tokens_done": None, "error": None},
+        {"run_id": "broken", "state": "FAILED", "attempts": 1, "workers": [2, 1],
+         "last_loss": None, "tokens_done": 7000, "error": "OOM"},
+        {"run_id": "done", "state": "SUCCEEDED", "attempts": 1, "workers": [4],
+         "last_loss": 2.0, "tokens_done": 2_000_000, "error": None},
+        {"run_id": "waiting", "state": "PENDING", "attempts": 0, "workers": [],
+         "last_loss": None, "tokens_done": None, "error": None},
     ]  # fmt: skip
+
+
+def test_status_shows_the_latest_world_sizes_of_many_attempts(tmp_path: Path, capsys) -> None:
+    with open_store(tmp_path / "wd") as store:
+        store.register({"r": {}})
+        for attempt, workers in enumerate([8, 8, 4, 4, 2, 8, 1], start=1):
+            store.record_attempt("r", attempt, workers)
+    assert run_cli("status", "--workdir", str(tmp_path / "wd")) == 0
+    assert capsys.readouterr().out.splitlines()[2].split()[:4] == [
+        "r",
+        "PENDING",
+        "0",
+        "…,4,4,2,8,1",
+    ]
 
 
 def test_status_of_an_empty_store(tmp_path: Path, capsys) -> None:

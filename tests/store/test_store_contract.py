@@ -120,6 +120,23 @@ def test_lease_arguments_are_checked(store: Store, make_spec) -> None:
         store.claim("r", "driver-1", 0)
 
 
+def test_attempts_keep_their_world_size_per_run(store: Store, make_spec) -> None:
+    store.register({"b": make_spec(), "a": make_spec(lr=1e-3)})
+    store.record_attempt("b", 1, 2)
+    store.record_attempt("a", 1, 8)
+    store.record_attempt("b", 2, 1)
+    store.record_attempt("a", 1, 4)  # the same attempt again: replaced, not added
+    found = [(r.run_id, r.attempt, r.workers) for r in store.list_attempts()]
+    assert found == [("a", 1, 4), ("b", 1, 2), ("b", 2, 1)]
+    assert [(r.attempt, r.workers) for r in store.list_attempts(["b"])] == [(1, 2), (2, 1)]
+    assert store.list_attempts([]) == []
+    first = store.list_attempts(["b"])[0]
+    assert first.started_at.tzinfo is not None
+    assert first.started_at <= store.list_attempts(["b"])[1].started_at
+    with pytest.raises(StoreError, match="'nope' is not registered"):
+        store.record_attempt("nope", 1, 1)
+
+
 def test_summary_keys_merge(store: Store, make_spec) -> None:
     store.register({"r": make_spec()})
     store.set_summary("r", {"n_params": np.int64(123_456), "loss": 3.5})

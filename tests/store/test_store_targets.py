@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from slscale.errors import StoreError
+from slscale.spec import RunState
 from slscale.store import open_store, resolve_store_target
 from slscale.store.base import EvalResult
 from slscale.store.targets import ENV_VAR, mask_url, store_url
@@ -31,7 +32,7 @@ def test_sqlite_files_are_wal_with_foreign_keys(tmp_path: Path) -> None:
         store.register({"r": {}})
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
     with open_store(f"sqlite:///{path}") as same:
         assert [r.run_id for r in same.list_runs()] == ["r"]
 
@@ -117,7 +118,25 @@ def test_a_version_1_store_gains_the_margin_column_and_keeps_its_rows(tmp_path: 
     assert old["value"].tolist() == [0.6] and old["margin"].isna().all()
     assert both["margin"].tolist()[1] == 0.2
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+
+
+def test_a_version_2_store_gains_the_attempts_table_and_keeps_its_runs(tmp_path: Path) -> None:
+    path = tmp_path / "results.db"
+    with open_store(path) as store:
+        store.register({"r": {}})
+        store.set_state("r", RunState.PREEMPTED, increment_attempts=True)
+    with sqlite3.connect(path) as conn:  # the layout of version 2: no attempts table
+        conn.execute("DROP TABLE attempts")
+        conn.execute("UPDATE schema_version SET version = 2")
+    with open_store(path) as store:
+        assert store.list_attempts() == []  # the attempts before the upgrade were not recorded
+        record = store.get_run("r")
+        assert record is not None and record.attempts == 1
+        store.record_attempt("r", 2, 1)
+        assert [(a.attempt, a.workers) for a in store.list_attempts()] == [(2, 1)]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
 
 
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
