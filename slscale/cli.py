@@ -43,7 +43,7 @@ COMMANDS = {
     "train": "slscale.models.run_commands",
     "eval": "slscale.models.run_commands",
     "figures": "slscale.analysis.commands",
-    "demo": "slscale.demo",
+    "demo": "slscale.workflows.demo",
     "plan-next": "slscale.sweep.plan_next_commands",
     "recommend": "slscale.sweep.plan_next_commands",
 }

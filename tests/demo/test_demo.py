@@ -5,8 +5,8 @@ import json
 import pytest
 
 from slscale.cli import main
-from slscale.demo_checks import science_checks
 from slscale.store import open_store
+from slscale.workflows.demo_checks import science_checks
 
 
 def _run_demo(workdir, scale):

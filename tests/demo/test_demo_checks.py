@@ -5,14 +5,14 @@ import math
 import pandas as pd
 import pytest
 
-from slscale.demo_checks import (
+from slscale.models.evaluate import Convention
+from slscale.workflows.demo_checks import (
     Best,
     _above_chance,
     _arms_apart,
     _rising,
     best_per_budget,
 )
-from slscale.models.evaluate import Convention
 
 SLAMKIT = Convention.parse("slamkit").name
 

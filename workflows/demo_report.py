@@ -171,7 +171,7 @@ def _margin_comparison(inter: FitResult, textless: FitResult) -> str:
 
 def _checks(workdir: Path) -> list[Block]:
     """What a sound study and the SIMS findings ask of the miniature, each with its numbers."""
-    from slscale.demo_checks import science_checks
+    from slscale.workflows.demo_checks import science_checks
 
     rows = [[c.claim, "yes" if c.holds else "no", c.numbers] for c in science_checks(workdir)]
     held = sum(r[1] == "yes" for r in rows)

@@ -442,7 +442,7 @@ class Demo:
     # ------------------------------------------------------------------------- 6. report
 
     def report(self) -> bool:
-        from slscale.demo_report import write_report
+        from slscale.workflows.demo_report import write_report
 
         write_report(self.workdir, self.scale.name, self.timings)
         return True
