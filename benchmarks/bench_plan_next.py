@@ -38,7 +38,7 @@ from slscale.fitting import ParametricLossFit
 from slscale.fitting.design import ParametricDesign
 from slscale.fitting.design_sim import simulate_widths
 from slscale.fitting.laws import allocation_exponents, optimal_allocation, parametric_loss
-from slscale.sweep import plan_next
+from slscale.workflows import plan_next
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # A drifting bootstrap draw overflows the fit's standard-error summary; intervals are unaffected.

@@ -44,8 +44,8 @@ COMMANDS = {
     "eval": "slscale.models.run_commands",
     "figures": "slscale.analysis.commands",
     "demo": "slscale.workflows.demo",
-    "plan-next": "slscale.sweep.plan_next_commands",
-    "recommend": "slscale.sweep.plan_next_commands",
+    "plan-next": "slscale.workflows.plan_next_commands",
+    "recommend": "slscale.workflows.plan_next_commands",
 }
 
 

@@ -1,4 +1,4 @@
-"""The sweep side of planning (slscale.sweep.plan_next): the arm's base, sizes, candidate
+"""The grid side of planning (slscale.workflows.plan_next): the arm's base, sizes, candidate
 cells, the written grid and the nearest buildable model."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from slscale.errors import ConfigError
 from slscale.models import families
 from slscale.spec import Modality
 from slscale.store import open_store
-from slscale.sweep import plan_next
 from slscale.sweep.grid import expand
 from slscale.sweep.io import load_grid
 from slscale.sweep.plan import param_counts
+from slscale.workflows import plan_next
 
 
 def _frame(workdir) -> pd.DataFrame:

@@ -21,9 +21,9 @@ import pandas as pd
 
 from slscale.errors import ConfigError
 from slscale.fitting.design import Selection
-from slscale.sweep import plan_next
-from slscale.sweep.plan_next_data import Design, Study, load_study
 from slscale.sweep.resources import GPU_TYPES, get_gpu_type
+from slscale.workflows import plan_next
+from slscale.workflows.plan_next_data import Design, Study, load_study
 
 QUANTITY_CHOICES = ("a", "b", "n_opt", "d_opt", "tokens_per_param", "loss", "metric")
 PLAN_TEXT = """\

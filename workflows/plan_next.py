@@ -1,4 +1,4 @@
-"""The sweep side of planning the next runs: what an arm's new runs look like, which sizes its
+"""The grid side of planning the next runs: what an arm's new runs look like, which sizes its
 family can build, what each candidate cell costs, and the grid that launches the chosen ones.
 
 The maths (which cells shrink an interval most) is :mod:`slscale.fitting.design`; this module

@@ -2,7 +2,7 @@
 
 :func:`load_study` reads rows from a CSV file, the results store or a saved fit, fits the
 Approach-3 law (and metric laws Q = a·C^b when scores are named) and finds what new runs of the
-arm look like (:class:`~slscale.sweep.plan_next.Arm`). :class:`Study` then answers the two
+arm look like (:class:`~slscale.workflows.plan_next.Arm`). :class:`Study` then answers the two
 commands' questions in the fit's conventions, which it states.
 """
 
@@ -30,8 +30,8 @@ from slscale.fitting.design import (
 from slscale.fitting.results import PARAMETRIC
 from slscale.fitting.sources import Table
 from slscale.models.families import parse_size
-from slscale.sweep import plan_next
-from slscale.sweep.plan_next import Arm
+from slscale.workflows import plan_next
+from slscale.workflows.plan_next import Arm
 
 Design = ParametricDesign | MetricDesign
 METRIC_BUDGET_GAP_DEX = 0.05
