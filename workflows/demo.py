@@ -23,18 +23,32 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
+from slscale.cli import build_parser
 from slscale.errors import SlscaleError
+from slscale.identity import run_id
+from slscale.spec import RunSpec, RunState
+from slscale.store import open_store
+from slscale.sweep.examples import mini_cpu
+from slscale.sweep.generators import isoflop_grid
+from slscale.sweep.grid import GridSpec, expand
+from slscale.sweep.io import save_grid
+from slscale.sweep.launch import LaunchOptions, launch, prepare, trainer_run_function
+from slscale.sweep.plan import param_counts
+from slscale.sweep.scheduler.progress import ConsoleReporter
+from slscale.workflows.demo_report import write_report
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -267,23 +281,14 @@ class Demo:
             quiet=True,
         )
         if out.exists():
-            import shutil
-
             shutil.rmtree(out)
         tmp.rename(out)  # a folder named textlm-<size> is always complete
         self._say(f"  textlm-{size}: {json.loads((out / 'pretrain.json').read_text())}")
 
     # ------------------------------------------------------------------------- 3. sweep
 
-    def grid_specs(self) -> list[Any]:
+    def grid_specs(self) -> list[RunSpec]:
         """The scaling grid and the ablation, with TextLM inits in this workdir."""
-        from slscale.identity import run_id
-        from slscale.sweep.examples import mini_cpu
-        from slscale.sweep.generators import isoflop_grid
-        from slscale.sweep.grid import GridSpec, expand
-        from slscale.sweep.io import save_grid
-        from slscale.sweep.plan import param_counts
-
         base = mini_cpu()
         arms = [a for a in base.axes["arm"] if a["modality"] in self.scale.arms]
         arms = [
@@ -304,22 +309,20 @@ class Demo:
         )
         grids = [scaling]
         if self.scale.ablation:
-            grids.append(self._ablation(scaling, GridSpec))
+            grids.append(self._ablation(scaling))
         for grid in grids:
             save_grid(grid, self.workdir / f"{grid.name}.yaml")
         # The ablation's real-only run is a cell of the scaling grid: same id, kept once.
         specs = {run_id(s): s for g in grids for s in expand(g, param_counts)}
         return list(specs.values())
 
-    def _ablation(self, scaling: Any, grid_spec: Callable[..., Any]) -> Any:
+    def _ablation(self, scaling: GridSpec) -> GridSpec:
         """Interleaved runs of one cell with real, mixed and synthetic speech (SIMS Table 1);
         the real-only run is the scaling grid's own cell."""
-        from slscale.sweep.generators import isoflop_grid
-
         inter = [a for a in scaling.axes["arm"] if a["modality"] == "interleaved"]
         size = self.scale.sizes[len(self.scale.sizes) // 2]
         budget = self.scale.budgets[-1]
-        return grid_spec(
+        return GridSpec(
             name=f"demo-{self.scale.name}-ablation",
             description="Synthetic-speech ablation: real only / both / synthetic only.",
             base=scaling.base,
@@ -328,23 +331,18 @@ class Demo:
         )
 
     def sweep(self) -> bool:
-        from slscale.models.train.spec_job import SpecJobBuilder
-        from slscale.sweep.launch import LaunchOptions, launch
-        from slscale.sweep.scheduler.progress import ConsoleReporter
-        from slscale.sweep.scheduler.runners import TrainerRun
-
         specs = self.grid_specs()
         options = LaunchOptions(workdir=str(self.workdir), num_cpus=self.num_cpus)
         if not self._runs_left(specs, options):
             self._say(f"  sweep: all {len(specs)} runs done")
             return False
-        run_fn = TrainerRun(job_builder=SpecJobBuilder(data_dir=str(self.world)))
+        run_fn = trainer_run_function(str(self.world))
         reporter = ConsoleReporter(quiet=self.quiet)
         try:
             report = launch(specs, options, run_fn=run_fn, reporter=reporter)
         finally:
             reporter.close()
-        failed = {k: v for k, v in report.states.items() if str(v) != "SUCCEEDED"}
+        failed = {k: v for k, v in report.states.items() if v is not RunState.SUCCEEDED}
         if failed:
             raise SlscaleError(
                 f"{len(failed)} of {len(specs)} runs did not succeed "
@@ -352,26 +350,21 @@ class Demo:
             )
         return True
 
-    def _runs_left(self, specs: list[Any], options: Any) -> bool:
+    def _runs_left(self, specs: list[RunSpec], options: LaunchOptions) -> bool:
         """Register the runs; True if any still has to run (no Ray start-up otherwise)."""
-        from slscale.store import open_store
-        from slscale.sweep.launch import prepare
-
         with open_store(self.workdir) as store:
             return bool(prepare(specs, options, store).to_run)
 
     # ------------------------------------------------------------------------- 4. eval
 
     def evaluate(self) -> bool:
-        from slscale.store import open_store
-
         with open_store(self.workdir) as store:
             runs = store.runs_frame()
             done = set(store.evals_frame()["run_id"])
         todo = [
             (r["run_id"], r["modality"])
             for _, r in runs.iterrows()
-            if r["state"] == "SUCCEEDED" and r["run_id"] not in done
+            if r["state"] == RunState.SUCCEEDED and r["run_id"] not in done
         ]
         if not todo:
             self._say("  eval: cached")
@@ -429,10 +422,6 @@ class Demo:
 
     def _store_fingerprint(self) -> str:
         """What the figures were drawn from: every run's state and time, and the scores."""
-        import hashlib
-
-        from slscale.store import open_store
-
         with open_store(self.workdir) as store:
             runs = store.runs_frame()[["run_id", "state", "updated_at"]].astype(str)
             evals = store.evals_frame()
@@ -442,16 +431,12 @@ class Demo:
     # ------------------------------------------------------------------------- 6. report
 
     def report(self) -> bool:
-        from slscale.workflows.demo_report import write_report
-
         write_report(self.workdir, self.scale.name, self.timings)
         return True
 
 
 def _command_line(args: argparse.Namespace) -> str:
     """The demo command of ``args``, as the user can type it again."""
-    import shlex
-
     argv = ["slscale", "demo", "--workdir", str(args.workdir), "--scale", args.scale]
     argv += ["--seed", str(args.seed)] if args.seed else []
     argv += ["--num-cpus", str(args.num_cpus)] if args.num_cpus is not None else []
@@ -460,8 +445,6 @@ def _command_line(args: argparse.Namespace) -> str:
 
 def _cli(argv: Sequence[str]) -> None:
     """Run a slscale command in this process; its errors and Ctrl-C reach the demo as raised."""
-    from slscale.cli import build_parser
-
     args = build_parser(argv).parse_args(list(argv))
     if int(args.func(args) or 0) != 0:
         raise SlscaleError(f"`slscale {' '.join(argv)}` failed")

@@ -18,6 +18,7 @@ import pandas as pd
 from slscale.analysis.fitset import StudyFits
 from slscale.fitting.tables import budget_labels
 from slscale.models.evaluate import Convention
+from slscale.spec import RunState
 from slscale.store import open_store
 
 ARMS = ("interleaved", "textless")
@@ -69,7 +70,7 @@ def science_checks(workdir: Path) -> list[Check]:
 def best_per_budget(runs: pd.DataFrame, evals: pd.DataFrame) -> dict[tuple[str, str], list[Best]]:
     """(arm, benchmark) -> best S→S run per budget, by budget, SlamKit's convention, scaling
     runs only (real speech: synthetic share 0)."""
-    ok = runs[runs["state"] == "SUCCEEDED"]
+    ok = runs[runs["state"] == RunState.SUCCEEDED]
     if "mix.synthetic_share" in ok:
         ok = ok[ok["mix.synthetic_share"].fillna(0.0) == 0.0]
     if ok.empty:

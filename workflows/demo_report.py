@@ -18,8 +18,12 @@ import pandas as pd
 
 from slscale.analysis.fitset import StudyFits
 from slscale.fitting import compare_arms
+from slscale.fitting.reference import load_reference
 from slscale.fitting.results import Estimate, FitResult
+from slscale.models.evaluate import Convention
+from slscale.spec import RunState
 from slscale.store import open_store
+from slscale.workflows.demo_checks import science_checks
 
 # ("h1"/"h2", text) | ("p", text) | ("table", (header, rows)) | ("img", path) | ("raw", md)
 Block = tuple[str, Any]
@@ -44,7 +48,7 @@ def _blocks(
     evals: pd.DataFrame,
     timings: dict[str, float],
 ) -> list[Block]:
-    ok = runs[runs["state"] == "SUCCEEDED"]
+    ok = runs[runs["state"] == RunState.SUCCEEDED]
     blocks: list[Block] = [
         ("h1", f"slscale demo ({scale}): interleaved vs textless SLMs in miniature"),
         (
@@ -98,8 +102,6 @@ def _findings(fits: StudyFits) -> list[Block]:
     return blocks
 
 
-# SIMS Fig. 1 exponents (interleaved, textless): which arm's score grows faster with compute.
-SIMS_EXPONENTS = {"sSC": (0.026, 0.017), "tSC": (0.018, 0.025)}
 CHANCE_BAND = 0.05
 """Scores within this of 0.5 (pair accuracy by chance) are called near chance."""
 
@@ -108,7 +110,7 @@ def _metric_finding(bench: str, inter: FitResult, textless: FitResult) -> str:
     cmp = compare_arms(inter, textless)
     e_i, e_t = cmp.exponents
     faster = "interleaved" if e_i.value > e_t.value else "textless"
-    sims_i, sims_t = SIMS_EXPONENTS[bench]
+    sims_i, sims_t = (_sims_exponent(arm, bench) for arm in ("interleaved", "textless"))
     sims_faster = "interleaved" if sims_i > sims_t else "textless"
     agrees = "agrees with" if faster == sims_faster else "does not reproduce"
     sims = f"SIMS Fig. 1 (interleaved C^{sims_i}, textless C^{sims_t})"
@@ -136,6 +138,11 @@ def _metric_finding(bench: str, inter: FitResult, textless: FitResult) -> str:
     elif e_i.ci and e_t.ci and e_i.ci[0] <= e_t.ci[1] and e_t.ci[0] <= e_i.ci[1]:
         text += " The intervals overlap: the miniature does not separate the two slopes."
     return text
+
+
+def _sims_exponent(arm: str, bench: str) -> float:
+    """The exponent b of the arm's law Q = a·C^b in SIMS Fig. 1, as the package ships it."""
+    return load_reference(f"sims2025_{arm}_{bench.lower()}").exponents["b"]
 
 
 def _margin_findings(fits: StudyFits) -> list[Block]:
@@ -171,8 +178,6 @@ def _margin_comparison(inter: FitResult, textless: FitResult) -> str:
 
 def _checks(workdir: Path) -> list[Block]:
     """What a sound study and the SIMS findings ask of the miniature, each with its numbers."""
-    from slscale.workflows.demo_checks import science_checks
-
     rows = [[c.claim, "yes" if c.holds else "no", c.numbers] for c in science_checks(workdir)]
     held = sum(r[1] == "yes" for r in rows)
     return [
@@ -189,8 +194,6 @@ def _above_zero(est: Estimate) -> bool:
 
 def _chance_finding(evals: pd.DataFrame) -> list[Block]:
     """Say so when the miniature's models stay near chance on a benchmark (S→S)."""
-    from slscale.models.evaluate import Convention
-
     scores = evals[
         (evals["variant"] == "S") & (evals["convention"] == Convention.parse("slamkit").name)
     ]
@@ -255,8 +258,6 @@ def _ablation(runs: pd.DataFrame, evals: pd.DataFrame) -> list[Block]:
     group = runs[
         (runs["size"] == size) & (runs["tokens"] == tokens) & (runs["modality"] == modality)
     ].sort_values("mix.synthetic_share")
-    from slscale.models.evaluate import Convention
-
     slamkit = Convention.parse("slamkit").name
     scores = evals[(evals["variant"] == "S") & (evals["convention"] == slamkit)]
     header = ["synthetic share", "val loss", "sSC", "tSC", "sBLIMP", "sWUGGY"]
