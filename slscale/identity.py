@@ -2,7 +2,11 @@
 
 The hash covers every field of a :class:`~slscale.spec.RunSpec` (so two runs that could give
 different results never share an id) and nothing else: workdirs, store URLs, cluster
-addresses and GPU types are runtime arguments and not part of a spec. A TextLM given as a
+addresses and GPU types are runtime arguments and not part of a spec. Fields added after the
+hashed form was fixed are left out where they say nothing — the WSD ladder's ``branch`` and
+``branch_tokens`` when unset, the wsd-only recipe fields under another schedule (where they
+must keep their defaults) — so the ids of runs that do not use them never change; a wsd
+run's ids always hash its decay fraction and shape, whatever their defaults. A TextLM given as a
 local path or a hub name is hashed by its final component (the checkpoint's name), so moving
 a checkpoint directory, or using a local copy of a hub model, keeps the ids of the runs that
 start from it. Identity is a pure function of the spec: it never looks at the filesystem.
@@ -18,16 +22,24 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from slscale.spec import SCRATCH, RunSpec, spec_to_dict
+from slscale.spec import SCRATCH, WSD, WSD_FIELDS, RunSpec, spec_to_dict
 
 HASH_VERSION = 1
 HASH_CHARS = 8
 
 
 def identity_fields(spec: RunSpec) -> dict[str, Any]:
-    """The plain-data fields hashed into the run id, with the TextLM path normalised."""
+    """The plain-data fields hashed into the run id, with the TextLM path normalised and the
+    fields that do not apply to the run left out (see the module docstring)."""
     fields = spec_to_dict(spec)
     fields["init"] = init_name(spec.init)
+    if spec.branch is None:
+        del fields["branch"]
+    if not spec.branch_tokens:
+        del fields["branch_tokens"]
+    if spec.recipe.schedule != WSD:
+        for name in WSD_FIELDS:
+            del fields["recipe"][name]
     return fields
 
 
@@ -47,7 +59,8 @@ def spec_hash(spec: RunSpec) -> str:
 
 
 def readable_name(spec: RunSpec) -> str:
-    """family-size-modality[-init]-D<tokens>-s<seed>, e.g. llama-cm-85m-textless-D1.7B-s0."""
+    """family-size-modality[-init][-trunk|-branch]-D<tokens>-s<seed>, e.g.
+    llama-cm-85m-textless-D1.7B-s0."""
     if spec.size is not None:
         size = spec.size.lower()
     else:
@@ -56,6 +69,10 @@ def readable_name(spec: RunSpec) -> str:
     parts = [spec.family, size, str(spec.modality)]
     if spec.from_textlm:
         parts.append("from-" + _slug(init_name(spec.init)))
+    if spec.is_trunk:
+        parts.append("trunk")
+    elif spec.branch is not None:
+        parts.append("branch")
     parts += [f"D{human_count(spec.tokens)}", f"s{spec.seed}"]
     return "-".join(parts)
 

@@ -162,7 +162,15 @@ class Recipe:
     min_warmup_steps: int = 0
     """Lower bound on warm-up steps (Cuervo & Marxer: max(100, 1% of steps))."""
     schedule: str = "cosine"
-    """Learning-rate schedule after warm-up: cosine | linear | constant."""
+    """Learning-rate schedule after warm-up: cosine | linear | constant | wsd (warmup–stable–
+    decay: the peak rate until the last ``decay_fraction`` of the steps, then a decay to
+    ``lr_min``; Hägele et al. 2024, arXiv 2405.18392)."""
+    decay_fraction: float = 0.2
+    """wsd only: share of the steps in the final decay (Hägele et al. 2024 §3: 20% matches
+    cosine)."""
+    decay_shape: str = "1-sqrt"
+    """wsd only: linear | 1-sqrt, the decay's shape (Hägele et al. 2024 §3: 1-sqrt beats
+    linear)."""
     global_batch_size: int = 256
     """Sequences per optimizer step across all workers."""
     context_length: int = 2048
@@ -191,11 +199,12 @@ class Recipe:
             "must be >= 0",
         )
         _check(
-            self.schedule in ("cosine", "linear", "constant"),
+            self.schedule in SCHEDULES,
             "recipe.schedule",
             self.schedule,
-            "must be one of cosine, linear, constant",
+            f"must be one of {', '.join(SCHEDULES)}",
         )
+        self._check_decay()
         _check(
             self.global_batch_size > 0,
             "recipe.global_batch_size",
@@ -211,10 +220,50 @@ class Recipe:
         _check(self.weight_decay >= 0, "recipe.weight_decay", self.weight_decay, "must be >= 0")
         _check(self.grad_clip > 0, "recipe.grad_clip", self.grad_clip, "must be positive")
 
+    def _check_decay(self) -> None:
+        _check(
+            0 < self.decay_fraction < 1,
+            "recipe.decay_fraction",
+            self.decay_fraction,
+            "must be in (0, 1)",
+        )
+        _check(
+            self.decay_shape in DECAY_SHAPES,
+            "recipe.decay_shape",
+            self.decay_shape,
+            f"must be one of {', '.join(DECAY_SHAPES)}",
+        )
+        if self.schedule != WSD:
+            for name in WSD_FIELDS:
+                value = getattr(self, name)
+                _check(
+                    value == _WSD_DEFAULTS[name],
+                    f"recipe.{name}",
+                    value,
+                    f"applies to schedule: wsd only (this recipe's schedule is {self.schedule})",
+                )
+
     @property
     def tokens_per_step(self) -> int:
         return self.global_batch_size * self.context_length
 
+    def warmup_steps(self, total_steps: int) -> int:
+        """``max(min_warmup_steps, floor(warmup_fraction × S))``, at most ``S``."""
+        return min(total_steps, max(self.min_warmup_steps, int(self.warmup_fraction * total_steps)))
+
+    def decay_start(self, total_steps: int) -> int:
+        """wsd: the first step of the decay, ``S − max(1, round(f·S))`` (the branch point of a
+        ladder, ``(1 − f)·S`` in whole steps), never before the warm-up ends."""
+        decay = max(1, math.floor(self.decay_fraction * total_steps + 0.5))
+        return max(self.warmup_steps(total_steps), total_steps - decay)
+
+
+SCHEDULES = ("cosine", "linear", "constant", "wsd")
+WSD = "wsd"
+DECAY_SHAPES = ("linear", "1-sqrt")
+WSD_FIELDS = ("decay_fraction", "decay_shape")
+"""Recipe fields that only a wsd schedule reads (left out of other runs' ids)."""
+_WSD_DEFAULTS = {name: getattr(Recipe, name) for name in WSD_FIELDS}
 
 SIMS_RECIPE = Recipe()
 """SIMS (arXiv 2504.02398, training config): context 2048, LR 5e-4 cosine to 5e-5, 1% warm-up,
@@ -222,6 +271,31 @@ grad-norm clip 0.5."""
 
 TEXTLESS_RECIPE = dataclasses.replace(SIMS_RECIPE, weight_decay=0.1, min_warmup_steps=100)
 """Cuervo & Marxer (EMNLP 2024) textless recipe: weight decay 0.1, warm-up max(100, 1%)."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Branch:
+    """Where a decay branch of a WSD ladder starts: its trunk's run and branch point."""
+
+    parent: str
+    """Run id of the trunk whose checkpoint the branch starts from."""
+    from_tokens: int
+    """Tokens the trunk has trained at the branch point: the first step of the branch's decay
+    (``recipe.decay_start``) times the tokens per step."""
+
+    def __post_init__(self) -> None:
+        _check(
+            isinstance(self.parent, str) and bool(self.parent) and "/" not in self.parent,
+            "branch.parent",
+            self.parent,
+            "must be the trunk's run id",
+        )
+        _check(
+            isinstance(self.from_tokens, int) and self.from_tokens > 0,
+            "branch.from_tokens",
+            self.from_tokens,
+            "must be a positive number of tokens",
+        )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -248,6 +322,14 @@ class RunSpec:
     """Seed for initialisation, data order and interleaving draws."""
     units_only_vocab: bool = False
     """Textless runs: keep only the unit (+ special) rows of the vocabulary (TWIST-style)."""
+    branch: Branch | None = None
+    """A decay branch of a WSD ladder: it starts from its trunk's checkpoint at
+    ``branch.from_tokens`` (weights, optimizer state, data position) and trains the decay of a
+    wsd run of ``tokens`` from there."""
+    branch_tokens: tuple[int, ...] = ()
+    """A WSD ladder's trunk: the token counts at which its branches start, the last equal to
+    ``tokens``. A trunk trains the warm-up and the stable phase only (its rate never decays),
+    keeps a checkpoint at each of these points, and is left out of fits."""
 
     def __post_init__(self) -> None:
         try:
@@ -291,10 +373,68 @@ class RunSpec:
                 True,
                 "only textless runs can drop the text vocabulary",
             )
+        object.__setattr__(self, "branch_tokens", tuple(self.branch_tokens))
+        if self.branch is not None:
+            self._check_branch(self.branch)
+        if self.branch_tokens:
+            self._check_trunk()
+
+    def _check_branch(self, branch: Branch) -> None:
+        _check(not self.branch_tokens, "branch", branch, "a run is a trunk or a branch, not both")
+        self._check_wsd("branch")
+        steps = -(-self.tokens // self.recipe.tokens_per_step)
+        start = self.recipe.decay_start(steps) * self.recipe.tokens_per_step
+        _check(
+            start < self.tokens,
+            "branch",
+            branch,
+            f"the warm-up of this wsd run of {self.tokens} tokens leaves no step to decay",
+        )
+        _check(
+            branch.from_tokens == start,
+            "branch.from_tokens",
+            branch.from_tokens,
+            f"a wsd run of {self.tokens} tokens decays from token {start} (step "
+            f"{start // self.recipe.tokens_per_step} of {steps}): branch there",
+        )
+
+    def _check_trunk(self) -> None:
+        self._check_wsd("branch_tokens")
+        points, step = self.branch_tokens, self.recipe.tokens_per_step
+        _check(
+            all(isinstance(t, int) and t > 0 and t % step == 0 for t in points),
+            "branch_tokens",
+            points,
+            f"branch points must be positive whole optimizer steps ({step} tokens each)",
+        )
+        _check(
+            list(points) == sorted(set(points)) and points[-1] == self.tokens,
+            "branch_tokens",
+            points,
+            f"must increase and end at the trunk's tokens ({self.tokens})",
+        )
+
+    def _check_wsd(self, field: str) -> None:
+        _check(
+            self.recipe.schedule == WSD,
+            field,
+            self.branch or self.branch_tokens,
+            f"WSD ladders need recipe.schedule: wsd (this run's is {self.recipe.schedule})",
+        )
 
     @property
     def from_textlm(self) -> bool:
         return self.init != SCRATCH
+
+    @property
+    def is_trunk(self) -> bool:
+        """A WSD ladder's trunk (its rate never decays: fits leave it out)."""
+        return bool(self.branch_tokens)
+
+    @property
+    def tokens_trained(self) -> int:
+        """Tokens this run itself trains: a branch's decay only, every other run its budget."""
+        return self.tokens - (self.branch.from_tokens if self.branch else 0)
 
 
 # ----------------------------------------------------------------------------- (de)serialise
@@ -356,6 +496,11 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             return None
         non_none = [a for a in args if a is not type(None)]
         return _convert(non_none[0], value, where) if len(non_none) == 1 else value
+    if origin is tuple:
+        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"field '{where}' = {value!r}: must be a list")
+        (item, _) = typing.get_args(tp)
+        return tuple(_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value))
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where)  # type: ignore[arg-type]
     if isinstance(tp, type) and issubclass(tp, enum.Enum):

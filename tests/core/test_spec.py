@@ -1,6 +1,7 @@
 """RunSpec validation and dict round-trips."""
 
 import dataclasses
+import re
 
 import pytest
 
@@ -8,6 +9,7 @@ from slscale.errors import ConfigError
 from slscale.spec import (
     TEXTLESS_RECIPE,
     Architecture,
+    Branch,
     DataMix,
     Modality,
     Recipe,
@@ -145,3 +147,64 @@ def test_architecture_checks_heads():
             intermediate_size=128,
             vocab_size=10,
         )
+
+
+LADDER_RECIPE = {"schedule": "wsd", "global_batch_size": 1, "context_length": 100}
+"""100 tokens per step; no warm-up; the default decay fraction 0.2."""
+
+
+def _ladder_run() -> dict:
+    return {"family": "llama", "size": "85M", "modality": "textless", "recipe": LADDER_RECIPE}
+
+
+def test_ladder_runs_round_trip_through_yaml_style_dicts():
+    trunk = spec_from_dict({**_ladder_run(), "tokens": 800, "branch_tokens": [400, "8e2"]})
+    assert trunk.branch_tokens == (400, 800) and trunk.is_trunk
+    branch = spec_from_dict(
+        {**_ladder_run(), "tokens": 1000, "branch": {"parent": "t-1", "from_tokens": 800}}
+    )
+    assert branch.branch == Branch(parent="t-1", from_tokens=800)
+    assert (branch.tokens_trained, trunk.tokens_trained) == (200, 800)
+    for spec in (trunk, branch):
+        assert spec_from_dict(spec_to_dict(spec)) == spec
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            {"tokens": 1000, "branch": {"parent": "t", "from_tokens": 700}},
+            "field 'branch.from_tokens' = 700: a wsd run of 1000 tokens decays from token 800 "
+            "(step 8 of 10): branch there",
+        ),
+        (
+            {"tokens": 1000, "branch": {"parent": "a/b", "from_tokens": 800}},
+            "field 'branch.parent' = 'a/b': must be the trunk's run id",
+        ),
+        (
+            {"tokens": 800, "branch_tokens": [800, 400]},
+            "field 'branch_tokens' = (800, 400): must increase and end at the trunk's tokens",
+        ),
+        (
+            {"tokens": 800, "branch_tokens": [400, 750]},
+            "branch points must be positive whole optimizer steps (100 tokens each)",
+        ),
+        (
+            {"tokens": 800, "branch_tokens": [400, 800], "recipe": {"schedule": "cosine"}},
+            "WSD ladders need recipe.schedule: wsd (this run's is cosine)",
+        ),
+        (
+            {
+                "tokens": 800,
+                "branch_tokens": [800],
+                "branch": {"parent": "t", "from_tokens": 600},
+            },
+            "a run is a trunk or a branch, not both",
+        ),
+        ({"tokens": 800, "branch_tokens": 800}, "field 'branch_tokens' = 800: must be a list"),
+    ],
+)
+def test_bad_ladder_fields_name_the_field_and_value(fields, message):
+    data = {**_ladder_run(), **fields}
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        spec_from_dict(data)

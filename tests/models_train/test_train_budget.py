@@ -128,3 +128,52 @@ def test_unknown_trainer_settings_are_named() -> None:
         TrainConfig.from_spec(spec, workdir="w", zero_stag=2)
     with pytest.raises(ConfigError, match=r"unknown trainer setting\(s\) 'tokens'"):
         TrainConfig.from_spec(spec, workdir="w", tokens=5)
+
+
+@pytest.mark.parametrize("shape", ["linear", "1-sqrt"])
+def test_wsd_schedule_is_its_closed_form(shape: str) -> None:
+    """Hägele et al. 2024 §3: warm-up, the peak until the last f·S steps, then linear or
+    1 − sqrt down to the floor at the last step."""
+    recipe = Recipe(
+        lr=1e-3, lr_min=1e-4, warmup_fraction=0.1, schedule="wsd", decay_fraction=0.2,
+        decay_shape=shape,
+    )  # fmt: skip
+    total, warmup, start = 50, 5, 40  # 10% warm-up; decay: the last round(0.2 × 50) = 10 steps
+    schedule = LRSchedule.from_recipe(recipe, total_steps=total)
+    assert (schedule.warmup_steps, schedule.decay_start) == (warmup, start)
+
+    def closed_form(s: int) -> float:
+        if s < warmup:
+            return 1e-3 * (s + 1) / warmup
+        if s < start:
+            return 1e-3
+        p = (s - start + 1) / (total - start)
+        return 1e-4 + (1e-3 - 1e-4) * (1 - (p if shape == "linear" else math.sqrt(p)))
+
+    assert [schedule.lr(s) for s in range(total)] == pytest.approx(
+        [closed_form(s) for s in range(total)], rel=1e-12
+    )
+    assert schedule.lr(start - 1) == 1e-3 > schedule.lr(start)
+    assert schedule.lr(total - 1) == pytest.approx(1e-4, rel=1e-12)
+    assert all(schedule(s) == schedule.lr(s) / 1e-3 for s in range(total))
+
+
+def test_wsd_trunk_stays_at_the_peak_and_branch_points_round_to_steps() -> None:
+    recipe = Recipe(lr=1.0, lr_min=0.0, warmup_fraction=0.0, min_warmup_steps=2, schedule="wsd")
+    trunk = LRSchedule.from_recipe(recipe, total_steps=8, stable_to_end=True)
+    assert [trunk.lr(s) for s in range(9)] == [0.5] + [1.0] * 8  # past its end too
+    assert recipe.decay_start(10) == 8  # (1 - 0.2) × 10
+    assert recipe.decay_start(13) == 10  # 0.2 × 13 = 2.6 decay steps, rounded to 3
+    assert recipe.decay_start(4) == 3  # 0.2 × 4 = 0.8: at least one decay step
+    assert recipe.decay_start(2) == 2  # never inside the warm-up: here no decay at all
+
+
+def test_wsd_fields_apply_to_wsd_only() -> None:
+    with pytest.raises(ConfigError, match=r"'recipe.decay_fraction' = 0.3: applies to schedule"):
+        Recipe(decay_fraction=0.3)
+    with pytest.raises(ConfigError, match=r"'recipe.decay_shape' = 'cosine': must be one of"):
+        Recipe(schedule="wsd", decay_shape="cosine")
+    with pytest.raises(ConfigError, match=r"'recipe.decay_fraction' = 1.0: must be in \(0, 1\)"):
+        Recipe(schedule="wsd", decay_fraction=1.0)
+    with pytest.raises(ConfigError, match=r"'recipe.schedule' = 'step': must be one of .*wsd"):
+        Recipe(schedule="step")
