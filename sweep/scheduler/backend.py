@@ -13,6 +13,14 @@ processes (several GPUs, or ``--workers-per-run`` on CPUs) is a Ray Train worker
 a small task of its own, so that many group runs can go at once. Ray does the placement and
 the resource accounting; no process is managed here.
 
+Every failure of a worker group comes back to the driver, which decides what to retry and on
+how many workers (Ray Train retries nothing itself). When a worker was lost (its process or
+node died), the group's attempt counts as preempted, whatever the surviving workers raised
+after it (a collective's connection reset by the lost peer, typically). An attempt may be
+given ``placement_seconds``: if Ray cannot place all its workers within them (the cluster
+lost the room, or the driver's view of it was stale), it ends preempted without having run,
+and its driver may start the run on fewer workers.
+
 Without an address, :meth:`RayBackend.connect` starts the embedded local Ray runtime
 (``ray.init``); with one, it joins that cluster. Ray's token authentication (on by default in
 Ray 2.60) is left on: Ray binds the local runtime's servers to every interface, and the token
@@ -53,8 +61,12 @@ class Attempt:
     spec: dict[str, Any]
     attempt: int
     resources: Resources
+    """This attempt's resources (a run may resume on fewer workers than it planned)."""
     workdir: str
     store_url: str
+    placement_seconds: float | None = None
+    """Worker groups: how long Ray may take to place the workers before the attempt ends
+    PREEMPTED, unplaced (None: as long as it takes)."""
 
 
 class RayBackend:
@@ -234,13 +246,24 @@ def _remote_group() -> Any:
     return _REMOTES.group
 
 
+START_TIMEOUT_VARIABLE = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
+"""Ray Train's limit on the wait for a worker group's placement (it hands the variable on from
+the process that calls ``fit`` to its controller)."""
+
+
 def run_group(worker_fn: WorkerFunction, attempt: Attempt, use_gpu: bool) -> oc.Outcome:
-    """Run an attempt as a Ray Train worker group (the body of the group's task)."""
+    """Run an attempt as a Ray Train worker group (the body of the group's task, a fresh
+    process)."""
+    import os
     import time
 
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
+    from ray.train.v2.api.config import FailureConfig  # ray.train's, typed as of Ray Train v2
 
+    bounded = attempt.placement_seconds is not None
+    if bounded:
+        os.environ[START_TIMEOUT_VARIABLE] = f"{attempt.placement_seconds:g}"
     res = attempt.resources
     config = {
         "spec": attempt.spec,
@@ -259,7 +282,13 @@ def run_group(worker_fn: WorkerFunction, attempt: Attempt, use_gpu: bool) -> oc.
         run_config=RunConfig(
             name=f"{attempt.run_id}-attempt{attempt.attempt}",
             storage_path=str(Path(attempt.workdir, "ray_train").resolve()),
-            failure_config=FailureConfig(max_failures=0),
+            # Retries are the driver's; a group that cannot be placed in time (bounded) raises
+            # instead of waiting again.
+            failure_config=FailureConfig(
+                max_failures=0,
+                max_preemption_failures=0,
+                controller_failure_limit=0 if bounded else -1,
+            ),
         ),
     )
     start = time.monotonic()
@@ -270,20 +299,31 @@ def run_group(worker_fn: WorkerFunction, attempt: Attempt, use_gpu: bool) -> oc.
         newer = fence.newer_attempt(run_dir, attempt.attempt)
         if newer is not None:  # whatever stopped it, the run is the newer attempt's now
             return oc.from_exception(fence.Superseded(run_dir, attempt.attempt, newer))
-        return _group_failure(exc)
+        return _group_failure(exc, attempt)
     result = Path(attempt.workdir, "runs", attempt.run_id, "result.json")
     summary = json.loads(result.read_text()) if result.exists() else {}
     return oc.Outcome(kind=oc.Kind.SUCCEEDED, summary=summary, seconds=time.monotonic() - start)
 
 
-def _group_failure(exc: BaseException) -> oc.Outcome:
-    """Classify a worker group's failure by its workers' errors (Ray Train's
-    ``WorkerGroupError.worker_failures``: rank -> exception)."""
+def _group_failure(exc: BaseException, attempt: Attempt) -> oc.Outcome:
+    """Classify a worker group's failure: its placement timed out (the controller's
+    ``WorkerGroupStartupTimeoutError``), or by its workers' errors (Ray Train's
+    ``WorkerGroupError.worker_failures``: rank -> exception). A lost worker outranks the
+    others' errors, which it typically caused; an error that another attempt would meet again
+    (FATAL) outranks a lost worker."""
+    controller = getattr(exc, "controller_failure", None)
+    if type(controller).__name__ == "WorkerGroupStartupTimeoutError":
+        return oc.Outcome(
+            kind=oc.Kind.PREEMPTED,
+            error=f"its {attempt.resources.workers} workers could not be placed within "
+            f"{attempt.placement_seconds:g} s",
+            unplaced=True,
+        )
     failures = list(getattr(exc, "worker_failures", {}).values())
     if not failures:
         return oc.from_exception(exc)
     outcomes = [_worker_outcome(f) for f in failures]
-    for kind in (oc.Kind.SUPERSEDED, oc.Kind.FATAL, oc.Kind.ERROR):
+    for kind in (oc.Kind.SUPERSEDED, oc.Kind.FATAL, oc.Kind.PREEMPTED, oc.Kind.ERROR):
         for outcome in outcomes:
             if outcome.kind is kind:
                 return outcome

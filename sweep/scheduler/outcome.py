@@ -100,6 +100,8 @@ class Outcome:
     seconds: float = 0.0
     """Wall time of the attempt inside its process (0 when the process died)."""
     host: str | None = None
+    unplaced: bool = False
+    """PREEMPTED before it ran: its workers could not be placed in the time it was given."""
 
     def error_text(self) -> str | None:
         """What the store keeps as the run's error."""
