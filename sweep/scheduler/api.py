@@ -39,6 +39,10 @@ class RunRequest:
     """Token budget (for progress)."""
     flops: float
     """Training FLOPs of the whole run (for progress and ETA)."""
+    narrower: tuple[Resources, ...] = ()
+    """Fewer workers the run may resume on, widest first (each splits its global batch and
+    fits in memory at its ZeRO stage): taken when a resumed run has not had its planned
+    workers back for ``elastic_wait_seconds``. Empty: only ``resources``."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -67,6 +71,10 @@ class SchedulerOptions:
     store_outage_seconds: float = 900.0
     """How long the driver rides out an unreachable store before it gives up (its runs in
     flight are stopped, resumable, once half a lease has passed without renewal)."""
+    elastic_wait_seconds: float = 300.0
+    """How long a resumed run with ``narrower`` choices waits for its planned workers before
+    it starts on the widest of them that is free; also how long Ray may take to place one of
+    its worker groups."""
 
     def __post_init__(self) -> None:
         if self.max_concurrent is not None and self.max_concurrent < 1:
@@ -75,6 +83,8 @@ class SchedulerOptions:
             raise SlscaleError(f"--max-retries {self.max_retries}: must be >= 0")
         if self.store_outage_seconds < 0:
             raise SlscaleError(f"--store-outage-seconds {self.store_outage_seconds}: must be >= 0")
+        if not self.elastic_wait_seconds >= 0:
+            raise SlscaleError(f"--elastic-wait {self.elastic_wait_seconds}: must be >= 0")
         if not self.lease_seconds > 4 * self.poll_seconds:
             raise SlscaleError(
                 f"lease of {self.lease_seconds} s: must exceed four polls ({self.poll_seconds} s)"

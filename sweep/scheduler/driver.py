@@ -22,6 +22,15 @@ After ``store_outage_seconds`` it gives up, leaving every run resumable.
 
 Runs another driver holds stay queued until that driver finishes them (they leave the queue)
 or its lease expires (they are taken over). SUCCEEDED and FAILED runs are never touched.
+
+A run of several workers that is resumed — after a preemption, a lost node or a retried
+error, or found so when the driver starts — waits for its planned workers. If it has
+``narrower`` choices (``--min-workers-per-run``) and its planned workers are still not free
+``elastic_wait_seconds`` after it stopped, it starts on the widest choice that is free; its
+worker groups are then given that long to be placed (a node lost but not yet declared dead
+leaves the driver's view of the cluster stale for a while), and a width that could not be
+placed is not tried again within the next wait. Each attempt's width is recorded in the store
+(``record_attempt``).
 """
 
 from __future__ import annotations
@@ -58,7 +67,7 @@ from slscale.sweep.scheduler.policy import (
     Placement,
     Resources,
     order_runs,
-    pick_startable,
+    pick_widest,
 )
 
 if TYPE_CHECKING:
@@ -72,6 +81,10 @@ NOT_RETRIED = (
 error, or a divergence: see :mod:`~slscale.sweep.scheduler.outcome`)."""
 RETRYABLE = (RunState.PENDING, RunState.RUNNING, RunState.PREEMPTED, RunState.FAILED)
 """States an attempt's own writes may have left (the trainer records FAILED/PREEMPTED too)."""
+RESUMABLE = (RunState.PENDING, RunState.RUNNING, RunState.PREEMPTED)
+"""States of a run that, once attempted, resumes from its checkpoint."""
+MIN_PLACEMENT_SECONDS = 5.0
+"""Least time a worker group of a run that may narrow is given to be placed."""
 
 
 @dataclasses.dataclass
@@ -80,6 +93,8 @@ class Flight:
 
     request: RunRequest
     attempt: int
+    resources: Resources
+    """What this attempt got (the planned resources, or fewer workers)."""
     placement: Placement
     started: float
     failures: int
@@ -122,6 +137,10 @@ class Driver:
         self._unsettled: list[tuple[Flight, oc.Outcome]] = []
         """Ended attempts whose outcome the store has not taken yet (oldest first)."""
         self._down_since: float | None = None
+        self._resumable_since: dict[str, float] = {}
+        """Runs that resume from a checkpoint, and since when they wait (monotonic)."""
+        self._unplaced: dict[str, tuple[int, float]] = {}
+        """Runs whose last attempt could not be placed: its width, and when it gave up."""
 
     # ------------------------------------------------------------------ the loop
 
@@ -152,8 +171,14 @@ class Driver:
         self.queue = order_runs(list(self.requests), size.__getitem__, self.options.order)
         self._rank = {run_id: i for i, run_id in enumerate(self.queue)}
         self._pool = NodePool(self.backend.nodes())
+        for record in self.store.list_runs(RESUMABLE):
+            if record.run_id in self.requests and record.attempts > 0:
+                self._resumable_since[record.run_id] = self.started_at
         for request in requests:
-            if not self._pool.can_ever_fit(request.resources):
+            choices = [request.resources]
+            if request.run_id in self._resumable_since:
+                choices += request.narrower
+            if not any(self._pool.can_ever_fit(res) for res in choices):
                 raise SlscaleError(
                     f"run {request.run_id} needs {_describe(request.resources)} but no node of "
                     f"the cluster has that much (nodes: {self._pool.capacity}); lower its "
@@ -184,21 +209,43 @@ class Driver:
             return
         now = time.monotonic()
         ready = [r for r in self.queue if self._not_before.get(r, 0.0) <= now]
-        picked = pick_startable(ready, self._resources_of, self._pool, slots)
-        for i, (run_id, placement) in enumerate(picked):
+        if any(self.requests[r].narrower and r in self._resumable_since for r in ready):
+            self._refresh_nodes()  # it may narrow: on the cluster as it is now
+        picked = pick_widest(ready, self._choices, self._pool, slots)
+        for i, (run_id, placement, res) in enumerate(picked):
             try:
-                started = self._start(run_id, placement)
+                started = self._start(run_id, placement, res)
             except StoreError:
-                for rid, unused in picked[i:]:
-                    self._pool.release(unused, self.requests[rid].resources)
+                for _, unused, unused_res in picked[i:]:
+                    self._pool.release(unused, unused_res)
                 raise
             if not started:
-                self._pool.release(placement, self.requests[run_id].resources)
+                self._pool.release(placement, res)
 
-    def _resources_of(self, run_id: str) -> Resources:
-        return self.requests[run_id].resources
+    def _choices(self, run_id: str) -> tuple[Resources, ...]:
+        """What the run may start on now: its planned resources; once it has waited
+        ``elastic_wait_seconds`` to resume, also its narrower choices, less any width that
+        could not be placed within the last wait."""
+        request = self.requests[run_id]
+        since = self._resumable_since.get(run_id)
+        wait = self.options.elastic_wait_seconds
+        now = time.monotonic()
+        if not request.narrower or since is None or now - since < wait:
+            return (request.resources,)
+        choices = (request.resources, *request.narrower)
+        unplaced = self._unplaced.get(run_id)
+        if unplaced is not None and now - unplaced[1] < wait:
+            choices = tuple(res for res in choices if res.workers < unplaced[0])
+        return choices
 
-    def _start(self, run_id: str, placement: Placement) -> bool:
+    def _placement_seconds(self, request: RunRequest) -> float | None:
+        """How long Ray may take to place the attempt's worker group: bounded for a run that
+        may narrow (unplaced, it tries fewer workers), unbounded otherwise."""
+        if not request.narrower or request.run_id not in self._resumable_since:
+            return None
+        return max(self.options.elastic_wait_seconds, MIN_PLACEMENT_SECONDS)
+
+    def _start(self, run_id: str, placement: Placement, res: Resources) -> bool:
         record = self._claim(run_id)
         if record is None:
             return False
@@ -217,9 +264,10 @@ class Driver:
             run_id=run_id,
             spec=request.spec,
             attempt=record.attempts + 1,
-            resources=request.resources,
+            resources=res,
             workdir=self.options.workdir,
             store_url=self.options.store_url,
+            placement_seconds=self._placement_seconds(request),
         )
         displaced = fence.mark(Path(self.options.workdir, "runs", run_id), attempt.attempt)
         if displaced is not None:
@@ -228,10 +276,12 @@ class Driver:
                 f"run folder named attempt {displaced}, the store {attempt.attempt - 1}: the "
                 "store is behind the folder (replaced or restored?); its count wins",
             )
+        self.store.record_attempt(run_id, attempt.attempt, res.workers)
         handle = self.backend.submit(attempt)
         self.inflight[handle] = Flight(
             request=request,
             attempt=attempt.attempt,
+            resources=res,
             placement=placement,
             started=time.monotonic(),
             failures=int(record.summary.get("failures", 0)),
@@ -239,6 +289,12 @@ class Driver:
         )
         self.queue.remove(run_id)
         self.attempts_started[run_id] = self.attempts_started.get(run_id, 0) + 1
+        if res.workers < request.resources.workers:
+            self._event(
+                run_id,
+                f"resumes on {res.workers} of its {request.resources.workers} workers (no "
+                f"more were free {self.options.elastic_wait_seconds:g} s after it stopped)",
+            )
         self._event(run_id, f"attempt {attempt.attempt} started")
         return True
 
@@ -277,7 +333,7 @@ class Driver:
         """Take an ended attempt off the cluster; its outcome goes to the store now or, while
         the store is unreachable, when it is back."""
         flight = self.inflight.pop(handle)
-        self._pool.release(flight.placement, flight.request.resources)
+        self._pool.release(flight.placement, flight.resources)
         self._unsettled.append((flight, outcome))
         self._settle_unsettled()
 
@@ -343,6 +399,13 @@ class Driver:
         state = RunState.PREEMPTED if counter == "preemptions" else RunState.PENDING
         self.store.set_state(run_id, state, expected=RETRYABLE, error=outcome.error_text())
         self._event(run_id, f"{state} ({outcome.error}); retry {count} of {limit}")
+        now = time.monotonic()
+        if outcome.unplaced:  # it never ran: the wait for its workers goes on
+            self._resumable_since.setdefault(run_id, now)
+            self._unplaced[run_id] = (flight.resources.workers, now)
+        else:
+            self._resumable_since[run_id] = now
+            self._unplaced.pop(run_id, None)
         self._requeue(run_id)
 
     def _fail(self, run_id: str, error: str) -> None:
@@ -411,7 +474,7 @@ class Driver:
             return
         for handle, outcome in self.backend.wait(list(self.inflight), self.options.poll_seconds):
             flight = self.inflight.pop(handle)
-            self._pool.release(flight.placement, flight.request.resources)
+            self._pool.release(flight.placement, flight.resources)
             self._unsettled.append((flight, outcome))
 
     def _refresh_nodes(self) -> None:
@@ -421,10 +484,10 @@ class Driver:
             return
         self._pool = NodePool(nodes)
         for flight in self.inflight.values():
-            placement = self._pool.place(flight.request.resources)
+            placement = self._pool.place(flight.resources)
             flight.placement = placement or ()
             if placement:
-                self._pool.allocate(placement, flight.request.resources)
+                self._pool.allocate(placement, flight.resources)
 
     def _stop(self, handle: Any, flight: Flight, why: str) -> None:
         """Ask an attempt to stop (SIGINT: the trainer checkpoints first); forced after the

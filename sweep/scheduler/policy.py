@@ -156,15 +156,29 @@ def pick_startable(
 
     A run that does not fit is passed over and later runs that fit start (backfill).
     """
-    picked: list[tuple[str, Placement]] = []
+    picked = pick_widest(queue, lambda run_id: (resources_of(run_id),), pool, slots)
+    return [(run_id, placement) for run_id, placement, _ in picked]
+
+
+def pick_widest(
+    queue: Sequence[str],
+    choices_of: Callable[[str], Sequence[Resources]],
+    pool: NodePool,
+    slots: int,
+) -> list[tuple[str, Placement, Resources]]:
+    """As :func:`pick_startable`, where a run may start on any of its ``choices_of`` (its
+    planned resources, then fewer workers, widest first): on the first that fits now. Returns
+    each run with its placement and the resources it got."""
+    picked: list[tuple[str, Placement, Resources]] = []
     for run_id in queue:
         if len(picked) >= slots:
             break
-        res = resources_of(run_id)
-        placement = pool.place(res)
-        if placement is not None:
-            pool.allocate(placement, res)
-            picked.append((run_id, placement))
+        for res in choices_of(run_id):
+            placement = pool.place(res)
+            if placement is not None:
+                pool.allocate(placement, res)
+                picked.append((run_id, placement, res))
+                break
     return picked
 
 

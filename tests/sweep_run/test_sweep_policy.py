@@ -10,6 +10,7 @@ from slscale.sweep.scheduler.policy import (
     SimJob,
     order_runs,
     pick_startable,
+    pick_widest,
     simulate,
 )
 
@@ -108,3 +109,18 @@ def test_lower_bound_is_the_longest_run_when_it_dominates():
     result = simulate(jobs([10, 1, 1]), [(4, 0)], "largest-first")
     assert result.lower_bound_hours == 10
     assert result.makespan_hours == 10
+
+
+def test_a_run_with_fewer_worker_choices_starts_on_the_widest_that_fits_now():
+    pool = NodePool([(4, 0), (2, 0)])
+    pool.allocate(((0, 3),), ONE_CPU)  # free: 1 CPU on node 0, 2 on node 1
+    four, two, one = (Resources(workers=n) for n in (4, 2, 1))
+    choices = {"resumed": [four, two, one], "fresh": [two], "small": [one]}
+    picked = pick_widest(["resumed", "fresh", "small"], choices.__getitem__, pool, slots=5)
+    # 4 workers would fit on node 0 alone, once free: not spread now. 2 fit on node 1; the
+    # fresh run's 2 then fit nowhere, and the small run backfills node 0.
+    assert picked == [("resumed", ((1, 2),), two), ("small", ((0, 1),), one)]
+    assert pool.free == [[0, 0], [0, 0]]
+    assert pick_widest(["resumed"], choices.__getitem__, NodePool([(4, 0)]), 1) == [
+        ("resumed", ((0, 4),), four)  # its planned width first, when it fits
+    ]
