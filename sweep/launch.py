@@ -13,7 +13,9 @@ Resources come from the plan (:mod:`slscale.sweep.plan`), as wide as the grid's
 workers of one GPU each (a Ray Train worker group when several, spanning nodes when wider than
 one), trained with the plan's ZeRO stage and micro-batch; on a CPU-only cluster a run is
 ``workers_per_run`` workers of ``cpus_per_run`` CPUs each (the plan's GPU counts then only order
-the runs).
+the runs). With ``min_workers_per_run`` below a run's width, a resumed run that has not had its
+workers back for ``elastic_wait_seconds`` starts on fewer (:mod:`slscale.sweep.widths` says
+which widths a run may take; the driver picks among them).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from slscale.spec import RunSpec, RunState, spec_to_dict
 from slscale.store import Store, open_store, resolve_store_target
 from slscale.store.targets import DB_FILENAME
 from slscale.sweep import plan as plan_mod
+from slscale.sweep import widths
 from slscale.sweep.scheduler import outcome as oc
 from slscale.sweep.scheduler.api import (
     CANCELLED_KEY,
@@ -81,6 +84,12 @@ class LaunchOptions:
     """CPUs of each worker on a CPU-only cluster."""
     workers_per_run: int = 1
     """Workers of each run on a CPU-only cluster (> 1: a Ray Train worker group)."""
+    min_workers_per_run: int | None = None
+    """Fewest workers (GPUs on a GPU cluster) a resumed run may go on when its own are not
+    free; None: its planned count (it waits for them)."""
+    elastic_wait_seconds: float = 300.0
+    """How long a resumed run waits for its planned workers before it takes fewer (with
+    ``min_workers_per_run``)."""
     retry_failed: bool = False
     """Give FAILED runs a fresh retry budget and run them again."""
     lease_seconds: float = 60.0
@@ -106,6 +115,10 @@ class LaunchOptions:
                 f"--cpus-per-run {self.cpus_per_run}, --cpus-per-gpu {self.cpus_per_gpu}, "
                 f"--workers-per-run {self.workers_per_run}: must be positive"
             )
+        if self.min_workers_per_run is not None and self.min_workers_per_run < 1:
+            raise SlscaleError(f"--min-workers-per-run {self.min_workers_per_run}: must be >= 1")
+        if not self.elastic_wait_seconds >= 0:
+            raise SlscaleError(f"--elastic-wait {self.elastic_wait_seconds}: must be >= 0")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -200,32 +213,43 @@ def _reset_failed(store: Store, run_ids: Sequence[str]) -> None:
 
 
 def run_requests(
-    plan: LaunchPlan, options: LaunchOptions, gpus_in_cluster: bool
+    plan: LaunchPlan,
+    options: LaunchOptions,
+    gpus_in_cluster: bool,
+    zero_stage: int | None = None,
 ) -> list[RunRequest]:
-    """A run request per run to execute, with its resources on this cluster and its expected
-    duration (the order's key): planned hours on GPUs; FLOPs when every run gets the same
-    CPU workers."""
+    """A run request per run to execute, with its resources on this cluster, the fewer
+    workers it may resume on (``options.min_workers_per_run``; on GPUs those on which it fits
+    at its ZeRO stage: the plan's, or ``zero_stage``) and its expected duration (the order's
+    key): planned hours on GPUs; FLOPs when every run gets the same CPU workers."""
     rows = {r.run_id: r for r in plan.rows}
+    floor = options.min_workers_per_run
     out = []
     for rid in plan.to_run:
-        row = rows[rid]
+        row, spec = rows[rid], plan.specs[rid]
         if gpus_in_cluster:
             res = Resources(
                 workers=row.gpus, cpus_per_worker=options.cpus_per_gpu, gpus_per_worker=1.0
             )
+            stage = row.zero_stage if zero_stage is None else zero_stage
+            fewer = [
+                f.workers for f in widths.narrower_gpu(spec, options.gpu, row.gpus, floor, stage)
+            ]
             duration = row.gpu_hours / row.gpus
         else:
             res = Resources(workers=options.workers_per_run, cpus_per_worker=options.cpus_per_run)
+            batch = spec.recipe.global_batch_size
+            fewer = widths.narrower_cpu(batch, options.workers_per_run, floor)
             duration = row.flops_exact
-        spec = spec_to_dict(plan.specs[rid])
         out.append(
             RunRequest(
                 run_id=rid,
-                spec=spec,
+                spec=spec_to_dict(spec),
                 resources=res,
                 work=duration,
                 tokens=row.tokens,
                 flops=row.flops_exact,
+                narrower=tuple(dataclasses.replace(res, workers=w) for w in fewer),
             )
         )
     return out
@@ -249,14 +273,16 @@ def launch(
     with open_store(resolve_store_target(options.store, workdir)) as store:
         plan = prepare(specs, options, store, targets)
         RayBackend.connect(options.address, options.num_cpus)
-        run_fn = with_planned_settings(run_fn, plan)
+        use_gpu = _cluster_gpus() > 0
+        requests = run_requests(plan, options, use_gpu, _zero_stage(run_fn))
+        if use_gpu:
+            run_fn = with_planned_settings(run_fn, plan, requests, options.gpu)
         backend = RayBackend(
             run_fn,
             getattr(run_fn, "worker_fn", None),
-            use_gpu=_cluster_gpus() > 0,
+            use_gpu=use_gpu,
             reuse_processes=options.reuse_processes,
         )
-        requests = run_requests(plan, options, backend.use_gpu)
         if backend.worker_fn is None and any(r.resources.workers > 1 for r in requests):
             raise SlscaleError(
                 "runs of several processes need a run function with a Ray Train worker "
@@ -271,17 +297,41 @@ def launch(
     return dataclasses.replace(report, states={**plan.skipped, **report.states})
 
 
-def with_planned_settings(run_fn: oc.RunFunction, plan: LaunchPlan) -> oc.RunFunction:
-    """The trainer set to each run's planned ZeRO stage and micro-batch (used on GPUs), so
-    that the workers train at the width the run was scheduled with; other run functions as
-    they are."""
+def with_planned_settings(
+    run_fn: oc.RunFunction, plan: LaunchPlan, requests: Sequence[RunRequest], gpu: str
+) -> oc.RunFunction:
+    """The trainer set to each run's ZeRO stage and micro-batch on each width it may train
+    on (used on GPUs): on its planned width, the plan's (the micro-batch chosen again for a
+    ``zero_stage`` the trainer was told); on fewer workers, the largest micro-batch that fits
+    at that stage. A width on which the told stage does not fit keeps the error that says so,
+    which the run's attempt raises (:class:`~slscale.errors.ConfigError`). Other run functions
+    are returned as they are."""
     if not isinstance(run_fn, TrainerRun):
         return run_fn
-    planned = {
-        r.run_id: {"zero_stage": r.zero_stage, "micro_batch_size": r.micro_batch_size}
-        for r in plan.rows
-    }
+    rows = {r.run_id: r for r in plan.rows}
+    told = _zero_stage(run_fn)
+    planned: dict[str, dict[int, dict[str, Any]]] = {}
+    for request in requests:
+        row, spec = rows[request.run_id], plan.specs[request.run_id]
+        stage = row.zero_stage if told is None else told
+        by_width: dict[int, dict[str, Any]] = {}
+        if told is None or told == row.zero_stage:
+            by_width[row.gpus] = {"zero_stage": stage, "micro_batch_size": row.micro_batch_size}
+        for res in (request.resources, *request.narrower):
+            if res.workers not in by_width:
+                try:
+                    by_width[res.workers] = widths.fit_at(spec, gpu, res.workers, stage).settings()
+                except SlscaleError as exc:
+                    by_width[res.workers] = {"error": str(exc)}
+        planned[request.run_id] = by_width
     return dataclasses.replace(run_fn, planned=planned)
+
+
+def _zero_stage(run_fn: oc.RunFunction | None) -> int | None:
+    """The ZeRO stage the trainer was told (``--zero-stage``), if any."""
+    if isinstance(run_fn, TrainerRun) and "zero_stage" in run_fn.runtime:
+        return int(run_fn.runtime["zero_stage"])
+    return None
 
 
 def _estimate(
@@ -315,6 +365,7 @@ def _scheduler_options(options: LaunchOptions, plan: LaunchPlan) -> SchedulerOpt
         poll_seconds=options.poll_seconds,
         stop_grace_seconds=options.stop_grace_seconds,
         store_outage_seconds=options.store_outage_seconds,
+        elastic_wait_seconds=options.elastic_wait_seconds,
     )
 
 

@@ -32,8 +32,21 @@ which failures are retried:
   input and configuration errors: never; the run is FAILED at its first attempt
     with the error (a bad data row names its file and line). These are a bad data
     row or file, an unknown or invalid field, a missing TextLM, tokenizer or data
-    folder, a model that fits no GPU, an unusable checkpoint, and a diverged loss.
-    Fix the cause, then launch again with --retry-failed.
+    folder, a model that fits no GPU (or not at the --zero-stage it was told on its
+    number of GPUs), an unusable checkpoint (or one written with another ZeRO stage
+    or precision), and a diverged loss. Fix the cause, then launch again with
+    --retry-failed.
+
+resuming on fewer workers:
+  A run of several workers (GPUs, or --workers-per-run) that is resumed -- after a
+  preemption, a lost node or a retried error -- waits for its planned workers. With
+  --min-workers-per-run N, once they are not free --elastic-wait seconds after it
+  stopped, it starts on the most workers that are free, down to N: a number that
+  splits the run's global batch and, on GPUs, on which the model fits in memory at
+  the run's ZeRO stage (the resource plan's memory model). The global batch, the data
+  order and the loss curve stay the same; the micro-batches and gradient accumulation
+  are cut again, and the checkpoint is re-partitioned (DeepSpeed's universal
+  checkpoint). Each attempt's number of workers is shown by 'slscale sweep status'.
 """
 
 
@@ -130,6 +143,21 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         help="workers per run on a CPU-only cluster (default 1)",
+    )
+    p.add_argument(
+        "--min-workers-per-run",
+        type=int,
+        metavar="N",
+        help="let a resumed run whose workers are not free go on with fewer, down to N "
+        "(GPUs on a GPU cluster); default: its planned number (it waits for them). See below",
+    )
+    p.add_argument(
+        "--elastic-wait",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long a resumed run waits for its planned workers before it takes fewer "
+        "(with --min-workers-per-run; default 300)",
     )
     p.add_argument(
         "--lease-seconds",
@@ -247,6 +275,8 @@ def launch_options(args: argparse.Namespace) -> Any:
         cpus_per_gpu=args.cpus_per_gpu,
         cpus_per_run=args.cpus_per_run,
         workers_per_run=args.workers_per_run,
+        min_workers_per_run=args.min_workers_per_run,
+        elastic_wait_seconds=args.elastic_wait,
         lease_seconds=args.lease_seconds,
         store_outage_seconds=args.store_outage_seconds,
         reuse_processes=not args.fresh_process_per_run,

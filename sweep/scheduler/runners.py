@@ -54,9 +54,10 @@ class TrainerRun:
     run has a GPU (unless ``runtime`` sets them)."""
     plan_mfu: float = 0.4
     """MFU assumed by that plan."""
-    planned: Mapping[str, Mapping[str, int]] = dataclasses.field(default_factory=dict)
-    """Run id -> ZeRO stage and micro-batch of the launch's plan, at the width the run was
-    scheduled with (used on GPUs over the ``plan_gpu`` plan; ``runtime`` overrides both)."""
+    planned: Mapping[str, Mapping[int, Mapping[str, Any]]] = dataclasses.field(default_factory=dict)
+    """Run id -> number of workers -> the ZeRO stage and micro-batch of the launch's plan on
+    that many GPUs (over the ``plan_gpu`` plan; ``runtime`` overrides both), or an ``error``
+    saying why the run cannot train on that many (raised as a ConfigError)."""
 
     def __call__(
         self, spec: dict[str, Any], run_id: str, workdir: str, store_url: str, attempt: int
@@ -94,7 +95,7 @@ class TrainerRun:
         every = max(1, steps // max(1, self.checkpoints_per_run))
         settings = {
             "checkpoint_every_steps": every,
-            **self._planned(run, run_id),
+            **self.planned_settings(run, run_id, int(runtime.get("num_workers", 1))),
             **self.runtime,
             **runtime,
         }
@@ -106,13 +107,18 @@ class TrainerRun:
             raise Diverged(result.error or f"run ended {result.state}")
         return summary_of(read_result(result.run_dir))
 
-    def _planned(self, run: RunSpec, run_id: str) -> dict[str, Any]:
+    def planned_settings(self, run: RunSpec, run_id: str, workers: int) -> dict[str, Any]:
+        """The ZeRO stage and micro-batch of the run on ``workers`` GPUs (none on CPUs); a
+        :class:`ConfigError` where the plan says it cannot train on that many."""
+        entry = self.planned.get(run_id, {}).get(workers)
+        if entry is not None:
+            if "error" in entry:
+                raise ConfigError(str(entry["error"]))
+            return dict(entry)
         import torch
 
         if self.plan_gpu is None or not torch.cuda.is_available():
             return {}
-        if run_id in self.planned:
-            return dict(self.planned[run_id])
         from slscale.sweep.plan import plan_run
 
         row = plan_run(run, self.plan_gpu, self.plan_mfu, None)

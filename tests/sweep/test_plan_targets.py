@@ -200,11 +200,15 @@ def test_launch_asks_ray_for_the_planned_width_and_trains_at_it(tmp_path):
         and requests[row.run_id].work == pytest.approx(row.wall_hours)
         for row in wide
     )
-    trainer = with_planned_settings(TrainerRun(job_builder=dict, plan_gpu="a100-80gb"), plan)
+    trainer = with_planned_settings(
+        TrainerRun(job_builder=dict, plan_gpu="a100-80gb"),
+        plan,
+        list(requests.values()),
+        "a100-80gb",
+    )
     assert isinstance(trainer, TrainerRun)
     assert trainer.planned[wide[0].run_id] == {
-        "zero_stage": wide[0].zero_stage,
-        "micro_batch_size": wide[0].micro_batch_size,
+        16: {"zero_stage": wide[0].zero_stage, "micro_batch_size": wide[0].micro_batch_size}
     }
 
 
