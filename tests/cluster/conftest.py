@@ -33,11 +33,12 @@ from cluster_helpers import (  # noqa: E402
 
 
 @pytest.fixture
-def two_nodes(tmp_path: Path) -> Iterator[dict[str, Any]]:
+def two_nodes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
     """A head node offering ``node_a`` and a worker node offering ``node_b`` (1 CPU each) on
     127.0.0.1; yields the address, the nodes and the environment drivers must use. Only the
-    processes of these two nodes are stopped afterwards."""
-    env = node_env(str(_HERE))
+    processes of these two nodes are stopped afterwards. Parametrised indirectly, the
+    parameter is environment variables of the nodes and drivers (over ``node_env``'s)."""
+    env = {**node_env(str(_HERE)), **getattr(request, "param", {})}
     port, temp_dir = free_port(), short_temp_dir()
     nodes = {}
     try:
