@@ -34,7 +34,7 @@ import pickle
 import re
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,13 @@ _GLOBAL = re.compile(r"GLOBAL (\S+) was not an allowed global")
 
 def checkpoint_name(step: int) -> str:
     return f"step-{step:09d}"
+
+
+def checkpoint_step(path: Path) -> int:
+    """The step of a complete checkpoint's folder (``step-000000120`` -> 120)."""
+    found = _NAME.match(path.name)
+    assert found is not None, path
+    return int(found.group(1))
 
 
 def worker_state_file(rank: int) -> str:
@@ -120,14 +127,22 @@ class CheckpointManager:
     """Saves, finds and loads the checkpoints of one run (collective calls on every worker)."""
 
     def __init__(
-        self, root: Path, keep: int, info: DistInfo, setup: Mapping[str, Any] | None = None
+        self,
+        root: Path,
+        keep: int,
+        info: DistInfo,
+        setup: Mapping[str, Any] | None = None,
+        keep_steps: Collection[int] = (),
     ) -> None:
         """``setup``: the ZeRO stage and precision of this attempt (``zero_stage``,
-        ``precision``), recorded in every checkpoint it writes and checked on resume."""
+        ``precision``), recorded in every checkpoint it writes and checked on resume.
+        ``keep_steps``: steps whose checkpoints are never pruned (a WSD trunk's branch points);
+        the newest ``keep`` of the others are kept."""
         self.root = Path(root)
         self.keep = keep
         self.info = info
         self.setup = dict(setup or {})
+        self.keep_steps = frozenset(keep_steps)
 
     def check_writable(self) -> None:
         """Fail now, naming the folder, if this worker cannot write checkpoints there (rather
@@ -191,7 +206,8 @@ class CheckpointManager:
         _fsync_path(self.root)
 
     def _prune(self) -> None:
-        for old in self.complete()[self.keep :]:
+        rotating = [p for p in self.complete() if checkpoint_step(p) not in self.keep_steps]
+        for old in rotating[self.keep :]:
             shutil.rmtree(old, ignore_errors=True)
 
     def latest_valid(self) -> Path | None:
@@ -212,10 +228,19 @@ class CheckpointManager:
             path.rename(corrupt)
         return None
 
-    def load(self, engine: Any, path: Path) -> dict[str, Any]:
+    def load(
+        self,
+        engine: Any,
+        path: Path,
+        *,
+        lr_scheduler: bool = True,
+        universal: Path | None = None,
+    ) -> dict[str, Any]:
         """Restore the engine from ``path`` and return this worker's trainer state. A
-        checkpoint of another number of workers is re-partitioned (:mod:`.elastic`), and every
-        worker then takes worker 0's trainer state."""
+        checkpoint of another number of workers is re-partitioned (:mod:`.elastic`, into
+        ``universal``, by default ``<path>/universal``), and every worker then takes worker 0's
+        trainer state. ``lr_scheduler=False``: leave the engine's schedule as it is (a branch
+        loading its trunk's checkpoint)."""
         manifest = json.loads((path / MANIFEST).read_text())
         if self.setup:
             elastic.check_resumable(manifest, path, self.setup)
@@ -224,13 +249,14 @@ class CheckpointManager:
         self._check_format(manifest, file)
         state = read_worker_state(file)
         if elastic.needs_universal(manifest, self.info.world_size):
-            elastic.load_universal(engine, self._universal(path))
+            target = self._universal(path, universal or path / elastic.UNIVERSAL)
+            elastic.load_universal(engine, target, lr_scheduler=lr_scheduler)
             return state
         load_path, _ = engine.load_checkpoint(
-            str(self.root),
+            str(path.parent),
             tag=path.name,
             load_optimizer_states=True,
-            load_lr_scheduler_states=True,
+            load_lr_scheduler_states=lr_scheduler,
         )
         if load_path is None:
             raise SlscaleError(f"DeepSpeed could not load checkpoint {path}")
@@ -252,19 +278,19 @@ class CheckpointManager:
                 "run from the start"
             )
 
-    def _universal(self, path: Path) -> Path:
-        """The universal conversion of ``path``, made by worker 0 (a collective call: an error
-        of the conversion is raised on every worker)."""
+    def _universal(self, path: Path, target: Path) -> Path:
+        """The universal conversion of ``path`` at ``target``, made by worker 0 (a collective
+        call: an error of the conversion is raised on every worker)."""
         error = None
         if self.info.is_main:
             try:
-                elastic.convert(path)
+                elastic.convert(path, target)
             except SlscaleError as exc:
                 error = str(exc)
         shared = broadcast_object(error, self.info)
         if shared is not None:
             raise SlscaleError(str(shared))
-        return path / elastic.UNIVERSAL
+        return target
 
 
 def read_worker_state(file: Path) -> dict[str, Any]:

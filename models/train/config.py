@@ -18,7 +18,7 @@ import torch
 
 from slscale.errors import ConfigError
 from slscale.models.data.batching import BatchSource
-from slscale.spec import Recipe, RunSpec, spec_to_dict
+from slscale.spec import Branch, Recipe, RunSpec, spec_to_dict
 from slscale.trackers import TrackerSettings
 
 ModelFactory = Callable[[], torch.nn.Module]
@@ -94,6 +94,14 @@ class TrainConfig:
     """The sweep's attempt number of this run (its fencing token, see :mod:`slscale.fence`):
     once the run folder names a newer attempt, this one stops without writing more. None (a
     run outside a sweep): not fenced."""
+    branch: Branch | None = None
+    """A WSD ladder's branch: its first attempt starts from the checkpoint of run
+    ``branch.parent`` (in the same workdir) at ``branch.from_tokens`` (see
+    :mod:`~slscale.models.train.branch`)."""
+    branch_tokens: tuple[int, ...] = ()
+    """A WSD ladder's trunk: its rate stays at the peak to its end, and it saves and keeps a
+    checkpoint at each of these token counts (its branch points) whatever
+    ``keep_checkpoints`` says."""
 
     def __post_init__(self) -> None:
         if not self.run_id or "/" in self.run_id:
@@ -114,6 +122,31 @@ class TrainConfig:
                 _fail(name, getattr(self, name), "must be >= 0 (0 turns it off)")
         if self.max_loss is not None and not self.max_loss > 0:
             _fail("max_loss", self.max_loss, "must be positive")
+        object.__setattr__(self, "branch_tokens", tuple(self.branch_tokens))
+        step = self.recipe.tokens_per_step
+        points = [*self.branch_tokens, *([self.branch.from_tokens] if self.branch else [])]
+        if any(t % step for t in points):
+            _fail(
+                "branch_tokens" if self.branch_tokens else "branch.from_tokens",
+                points,
+                f"branch points must be whole optimizer steps ({step} tokens each)",
+            )
+        if self.branch is not None and self.branch.from_tokens >= self.tokens:
+            _fail(
+                "branch.from_tokens",
+                self.branch.from_tokens,
+                f"must be below the run's tokens ({self.tokens})",
+            )
+
+    @property
+    def keep_steps(self) -> frozenset[int]:
+        """Steps whose checkpoints are always saved and kept (a trunk's branch points)."""
+        return frozenset(t // self.recipe.tokens_per_step for t in self.branch_tokens)
+
+    @property
+    def branch_step(self) -> int:
+        """The step a branch starts from (0: not a branch)."""
+        return self.branch.from_tokens // self.recipe.tokens_per_step if self.branch else 0
 
     @property
     def run_dir(self) -> Path:
@@ -138,11 +171,13 @@ class TrainConfig:
             recipe=spec.recipe,
             seed=spec.seed,
             spec=spec_to_dict(spec),
+            branch=spec.branch,
+            branch_tokens=spec.branch_tokens,
             **runtime,
         )
 
 
-_FROM_SPEC = {"run_id", "tokens", "recipe", "seed", "spec"}
+_FROM_SPEC = {"run_id", "tokens", "recipe", "seed", "spec", "branch", "branch_tokens"}
 """TrainConfig fields :meth:`TrainConfig.from_spec` takes from the spec, not the runtime."""
 
 

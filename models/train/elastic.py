@@ -71,20 +71,23 @@ def needs_universal(manifest: Mapping[str, Any], world_size: int) -> bool:
     return int(manifest["world_size"]) != world_size and stage > 0
 
 
-def convert(path: Path) -> Path:
-    """``<path>/universal``, converted from the checkpoint at ``path`` unless a complete
-    conversion is there already (on worker 0 alone: see ``CheckpointManager.load``)."""
+def convert(path: Path, target: Path | None = None) -> Path:
+    """``target`` (by default ``<path>/universal``), converted from the checkpoint at ``path``
+    unless a complete conversion is there already (on worker 0 alone: see
+    ``CheckpointManager.load``). A branch of a WSD ladder converts its trunk's checkpoint into
+    a folder of its own, leaving the trunk's folder as it is."""
     from slscale.models.train.checkpoint import verify_checkpoint, write_manifest
 
-    target = path / UNIVERSAL
+    target = path / UNIVERSAL if target is None else target
     if target.is_dir():
         problem = verify_checkpoint(target)
         if problem is None:
             return target
         log.warning("universal copy %s is unusable (%s); converting again", target, problem)
         shutil.rmtree(target)
-    tmp = path / f".tmp-{UNIVERSAL}"
+    tmp = target.with_name(f".tmp-{target.name}")
     shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
     try:
         _ds_to_universal(path, tmp)
     except Exception as exc:
@@ -112,11 +115,12 @@ def _ds_to_universal(source: Path, target: Path) -> None:
     )
     with weights_only_loads(), contextlib.redirect_stdout(io.StringIO()):
         main(args)
-    (source / "latest_universal").unlink(missing_ok=True)  # its pointer to the output: unused
+    (target.parent / "latest_universal").unlink(missing_ok=True)  # its pointer: unused
 
 
-def load_universal(engine: Any, target: Path) -> None:
-    """Load the universal checkpoint ``target`` into ``engine`` (every worker)."""
+def load_universal(engine: Any, target: Path, *, lr_scheduler: bool = True) -> None:
+    """Load the universal checkpoint ``target`` into ``engine`` (every worker);
+    ``lr_scheduler=False`` leaves the engine's schedule as it is."""
     config = engine._config  # DeepSpeed reads the flag at load time; set it for this load only
     config.load_universal_checkpoint = True
     try:
@@ -125,7 +129,7 @@ def load_universal(engine: Any, target: Path) -> None:
                 str(target.parent),
                 tag=target.name,
                 load_optimizer_states=True,
-                load_lr_scheduler_states=True,
+                load_lr_scheduler_states=lr_scheduler,
             )
     finally:
         config.load_universal_checkpoint = False

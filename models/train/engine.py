@@ -1,4 +1,4 @@
-"""The DeepSpeed engine of a run: ZeRO stage, precision, AdamW, warm-up + cosine schedule.
+"""The DeepSpeed engine of a run: ZeRO stage, precision, AdamW, its learning-rate schedule.
 
 Weight decay applies to matrices only (``ndim >= 2``); norms and biases are not decayed
 (Loshchilov & Hutter 2019 as used by GPT-2/nanoGPT). The trainer owns gradient accumulation:
@@ -67,7 +67,9 @@ def build_engine(
 
     logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
     precision = resolve_precision(config.precision, info.device)
-    schedule = LRSchedule.from_recipe(config.recipe, budget.total_steps)
+    schedule = LRSchedule.from_recipe(
+        config.recipe, budget.total_steps, stable_to_end=bool(config.branch_tokens)
+    )
     model = model.to(info.device)
     engine, _, _, _ = deepspeed.initialize(
         model=model,

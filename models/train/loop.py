@@ -20,6 +20,7 @@ gets ``eval_batches`` distinct batches, but then the set depends on the number o
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -30,6 +31,7 @@ import torch.nn.functional as F
 
 from slscale import fence
 from slscale.models.data.batching import Batch, BatchSource
+from slscale.models.train.branch import checked_trunk_checkpoint, place_schedule, universal_folder
 from slscale.models.train.budget import TokenBudget
 from slscale.models.train.checkpoint import CheckpointManager
 from slscale.models.train.config import TrainJob
@@ -38,6 +40,7 @@ from slscale.models.train.distributed import DistInfo, all_reduce_sum
 from slscale.models.train.engine import build_engine, resolve_precision
 from slscale.models.train.flops import count_flops_per_token, param_counts
 from slscale.models.train.state import Progress, rng_state, seed_everything, set_rng_state
+from slscale.spec import spec_to_dict
 from slscale.store.base import Metric
 
 IGNORE = -100
@@ -90,7 +93,7 @@ class WorkerLoop:
         """The newer attempt found at the last check (0: this attempt owns the run folder)."""
         setup = {"zero_stage": cfg.zero_stage, "precision": self.precision}
         self.checkpoints = CheckpointManager(
-            cfg.run_dir / "checkpoints", cfg.keep_checkpoints, info, setup
+            cfg.run_dir / "checkpoints", cfg.keep_checkpoints, info, setup, cfg.keep_steps
         )
 
     def _measure_model(self) -> None:
@@ -107,20 +110,36 @@ class WorkerLoop:
     # -- resume / checkpoint -------------------------------------------------------------
 
     def resume(self) -> dict[str, Any] | None:
-        """Load the newest valid checkpoint, if any; return its extra (worker-0) payload."""
+        """Load the newest valid checkpoint, if any (a branch without one: its trunk's at the
+        branch point); return its extra (worker-0) payload."""
         self.checkpoints.check_writable()
         path = self.checkpoints.latest_valid()
         if path is None:
-            return None
+            return self._branch_off() if self.cfg.branch is not None else None
         state = self.checkpoints.load(self.engine, path)
+        self._restore(state)
+        self.progress.resumed_from.append(self.progress.step)
+        extra: dict[str, Any] = state.get("extra", {})
+        return extra
+
+    def _branch_off(self) -> dict[str, Any]:
+        """Start a branch from its trunk's checkpoint, on its own schedule (see branch.py)."""
+        path = checked_trunk_checkpoint(self.cfg, self.schedule, self.info)
+        into = universal_folder(self.cfg)
+        state = self.checkpoints.load(self.engine, path, lr_scheduler=False, universal=into)
+        self._restore(state)
+        step = self.progress.step
+        place_schedule(self.engine, self.schedule, step)
+        self.progress.start_step, self.progress.resumed_from = step, []
+        self.progress.train_seconds = 0.0
+        return {}  # the trunk's pending metrics are the trunk's
+
+    def _restore(self, state: dict[str, Any]) -> None:
         self.progress = Progress.from_dict(state["progress"])
         if not self.info.is_main:  # worker 0 alone counts tokens (see dealing.py)
             self.progress.token_counts = {}
-        self.progress.resumed_from.append(self.progress.step)
         self.source.load_state_dict(state["source"])
         set_rng_state(state["rng"])
-        extra: dict[str, Any] = state.get("extra", {})
-        return extra
 
     def save_checkpoint(self, extra: dict[str, Any]) -> Path:
         state = {
@@ -129,7 +148,12 @@ class WorkerLoop:
             "rng": rng_state(),
             "extra": extra,
         }
-        meta = {"run_id": self.cfg.run_id, "tokens": self.tokens_done}
+        meta = {
+            "run_id": self.cfg.run_id,
+            "tokens": self.tokens_done,
+            "recipe": spec_to_dict(self.cfg.recipe),  # what a branch checks it continues
+            "lr_schedule": dataclasses.asdict(self.schedule),
+        }
         return self.checkpoints.save(
             self.engine, self.progress.step, state, meta, before_publish=self.check_fence
         )
@@ -137,6 +161,11 @@ class WorkerLoop:
     @property
     def tokens_done(self) -> int:
         return self.budget.tokens_before(self.progress.step)
+
+    @property
+    def tokens_trained(self) -> int:
+        """Tokens this run trained itself (a branch: since its branch point)."""
+        return self.tokens_done - self.budget.tokens_before(self.progress.start_step)
 
     # -- training ------------------------------------------------------------------------
 

@@ -4,7 +4,9 @@ state, and a structured ``result.json`` (the run's record; nothing downstream pa
 Metric names: loss (the step's), loss_smoothed (mean over the log interval), lr, grad_norm,
 tokens, tokens.<stream>, tokens.<stream>/<source>, tokens.units, flops_6nd,
 flops_6nd_non_embedding, flops_exact, tokens_per_second, mfu, val_loss, val_loss.<held-out
-set>. Every row also carries the tokens seen and ``flops`` = 6·N_total·D (SIMS).
+set>. Every row also carries the tokens seen and ``flops`` = 6·N_total·D (SIMS). A WSD
+branch counts its tokens and FLOPs from the start of its trunk (its D is a whole run's);
+``tokens_trained`` in ``result.json`` and the summary is what it trained itself.
 """
 
 from __future__ import annotations
@@ -212,7 +214,7 @@ class RunReporter:
         loop, progress = self.loop, self.loop.progress
         counts = split_counts(self.token_counts)
         seconds = progress.train_seconds
-        rate = loop.tokens_done / seconds if seconds > 0 else None
+        rate = loop.tokens_trained / seconds if seconds > 0 else None
         return {
             "run_id": self.cfg.run_id,
             "state": str(state),
@@ -222,6 +224,8 @@ class RunReporter:
             "n_params_non_embedding": loop.n_params_non_embedding,
             "tokens": loop.tokens_done,
             "tokens_budget": self.cfg.tokens,
+            "tokens_trained": loop.tokens_trained,
+            "branch": self._branch(),
             "tokens_by_stream": counts["by_stream"],
             "tokens_by_source": counts["by_source"],
             "unit_tokens": counts["units"].get(UNITS, 0),
@@ -247,6 +251,17 @@ class RunReporter:
             "finished_at": dt.datetime.now(dt.UTC).isoformat(),
         }
 
+    def _branch(self) -> dict[str, Any] | None:
+        """A WSD branch's start: its trunk, and the step and tokens it started from."""
+        branch = self.cfg.branch
+        if branch is None:
+            return None
+        return {
+            "parent": branch.parent,
+            "from_step": self.cfg.branch_step,
+            "from_tokens": branch.from_tokens,
+        }
+
     def _runtime(self) -> dict[str, Any]:
         import deepspeed
         import torch
@@ -270,6 +285,7 @@ SUMMARY_KEYS = (
     "n_params",
     "n_params_non_embedding",
     "tokens",
+    "tokens_trained",
     "steps",
     "flops_6nd",
     "flops_6nd_non_embedding",

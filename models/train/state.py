@@ -78,6 +78,9 @@ class Progress:
     """Training loss of the last completed step."""
     resumed_from: list[int] = dataclasses.field(default_factory=list)
     """Steps of the checkpoints this run was resumed from."""
+    start_step: int = 0
+    """The step this run started from: a WSD ladder's branch starts at its branch point, with
+    its trunk's progress (steps, token counts) up to there; every other run at 0."""
 
     def count(self, batch: Batch) -> None:
         """Add a batch's tokens per stream, per source and of units."""

@@ -5,7 +5,9 @@ It is a plain function of one argument so that it serves as Ray Train's ``train_
 multi-process launcher, and as a direct call in a single process. Every worker returns the same
 :class:`TrainResult`; worker 0 alone talks to the store and writes ``result.json``.
 
-A run whose ``result.json`` already says SUCCEEDED is not trained again. Outcomes: SUCCEEDED
+A run whose ``result.json`` already says SUCCEEDED is not trained again. A WSD ladder's trunk
+saves a checkpoint at each of its branch points (its last step included) and a branch starts
+from one (:mod:`~slscale.models.train.branch`). Outcomes: SUCCEEDED
 (budget consumed, model exported), PREEMPTED (SIGTERM/SIGINT: a checkpoint
 is written at the end of the current step and the run can be resumed), FAILED (diverged:
 NaN/inf loss or a loss above ``max_loss``; or an exception, which is re-raised). An attempt of
@@ -149,11 +151,15 @@ class _Driver:
             self.reporter.step_done(loss, log=logged or stop)  # a preempted run logs its last
             if self.cfg.eval_every_steps and step % self.cfg.eval_every_steps == 0 and step < total:
                 self.reporter.validation(self.loop.validation_losses())
-            if stop and step < total:  # at the last step, finishing beats checkpointing
+            kept = step in self.cfg.keep_steps  # a trunk's branch point, even its last step
+            if kept:
                 self.loop.save_checkpoint(self.reporter.checkpoint_extra())
+            if stop and step < total:  # at the last step, finishing beats checkpointing
+                if not kept:
+                    self.loop.save_checkpoint(self.reporter.checkpoint_extra())
                 return RunState.PREEMPTED, f"stopped by a signal at step {step}; resumable"
             every = self.cfg.checkpoint_every_steps
-            if every and step % every == 0 and step < total:
+            if every and step % every == 0 and step < total and not kept:
                 self.loop.save_checkpoint(self.reporter.checkpoint_extra())
         return RunState.SUCCEEDED, None
 

@@ -5,7 +5,8 @@ Usage: python train_script.py ARGS.json — ARGS: see ``main``. Prints the Train
 batch (a crash at a known point); ``sleep_per_batch`` slows the source so that a test can signal
 the process while it trains. ``shared_validation`` gives every worker the same two named held-out
 streams; ``record_forwards`` (a folder) makes each worker append a fingerprint of every
-evaluation-mode forward pass's input to ``<folder>/rank<r>.txt``.
+evaluation-mode forward pass's input to ``<folder>/rank<r>.txt``. A ``branch`` in the config is
+``{parent, from_tokens}``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from slscale.models.data.batching import Batch
 from slscale.models.train import TrainConfig, TrainJob, run_local
 from slscale.models.train.token_source import MarkovTokenSource
 from slscale.models.train.toy import MarkovData, ToyModel
-from slscale.spec import Recipe
+from slscale.spec import Branch, Recipe
 from slscale.trackers import TrackerSettings
 
 
@@ -106,6 +107,8 @@ def build_job(args: dict[str, Any]) -> TrainJob:
     config = dict(args["config"])
     if config.get("trackers"):
         config["trackers"] = TrackerSettings(**config["trackers"])
+    if config.get("branch"):
+        config["branch"] = Branch(**config["branch"])
     return TrainJob(
         config=TrainConfig(recipe=Recipe(**args.get("recipe", {})), **config),
         model_factory=model,
