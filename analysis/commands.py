@@ -11,6 +11,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from slscale.fitting.sources import WHERE_MATCHING
+
 if TYPE_CHECKING:
     from slscale.analysis.figures import Outcome
     from slscale.analysis.fitset import StudyFits
@@ -37,7 +39,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         default=[],
         metavar="KEY=VALUE",
         help="fit scaling laws only to runs whose column KEY equals VALUE (repeatable); "
-        "tables and the TextLM-family figure use every run",
+        f"tables and the TextLM-family figure use every run; {WHERE_MATCHING}",
     )
     p.add_argument("--convention", help="scoring convention of the scores to show")
     p.add_argument("--loss-name", default="loss", help="loss metric of the runs (loss)")

@@ -25,6 +25,7 @@ import pandas as pd
 
 from slscale.compute import flops_6nd
 from slscale.errors import ConfigError
+from slscale.fitting import sources
 from slscale.identity import init_name
 from slscale.models.evaluate import suite
 from slscale.models.evaluate.conventions import SLAMKIT
@@ -250,25 +251,5 @@ def _default_convention(counts: pd.Series) -> str:
 
 
 def _where(table: pd.DataFrame, filters: Sequence[str]) -> pd.DataFrame:
-    """Rows whose column KEY equals VALUE for every ``KEY=VALUE`` filter."""
-    for text in filters:
-        key, sep, value = text.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--where {text!r}: expected KEY=VALUE, e.g. mix.synthetic_share=0.5")
-        if key not in table.columns:
-            raise ConfigError(f"--where {text!r}: no run column {key!r}; e.g. family, init, mix.*")
-        table = table[_matches(table[key], value)]
-    if table.empty:
-        raise ConfigError(f"no succeeded runs match --where {' '.join(filters)}")
-    return table
-
-
-def _matches(column: pd.Series, value: str) -> pd.Series:
-    if pd.api.types.is_bool_dtype(column):
-        return column.astype(str).str.lower() == value.lower()
-    if pd.api.types.is_numeric_dtype(column):
-        try:
-            return np.isclose(column.astype("float64"), float(value), rtol=1e-9, atol=0)
-        except ValueError:
-            return pd.Series(False, index=column.index)
-    return column.astype(str) == value
+    """The runs matching every ``KEY=VALUE`` filter, as ``slscale fit`` reads ``--where``."""
+    return sources.select(table, filters, source="the store's runs", rows="succeeded runs")

@@ -59,7 +59,7 @@ def _arguments(p: argparse.ArgumentParser, method: str) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="keep rows whose column KEY equals VALUE (repeatable)",
+        help=f"keep rows whose column KEY equals VALUE (repeatable; {sources.WHERE_MATCHING})",
     )
     cols = p.add_argument_group("columns")
     cols.add_argument("--params-col", default="n_params", help="N (default n_params)")

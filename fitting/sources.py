@@ -41,29 +41,48 @@ def read_csv(path: str | Path) -> Table:
 
 
 def where(table: Table, filters: Sequence[str]) -> Table:
-    """Keep rows whose columns equal the values of ``KEY=VALUE`` filters (all must hold)."""
-    frame = table.frame
+    """Keep the rows that match every ``KEY=VALUE`` filter (see :func:`select`)."""
+    frame = select(table.frame, filters, source=table.source, rows=f"rows of {table.source}")
+    return Table(frame=frame, source=table.source)
+
+
+WHERE_MATCHING = "numbers match within 1e-9 relative, true/false in any case, text exactly"
+"""How ``--where`` compares, for the commands' help."""
+
+
+def select(frame: pd.DataFrame, filters: Sequence[str], *, source: str, rows: str) -> pd.DataFrame:
+    """The rows of ``frame`` that match every ``KEY=VALUE`` filter: the one meaning of
+    ``--where`` for every command. A number matches within a relative 1e-9 (a value read back
+    from CSV or SQL may differ in its last bits), a boolean matches true/false in any case, any
+    other value matches its text exactly. ConfigError naming the filter and ``source`` when a
+    filter is malformed or names no column, or naming ``rows`` when nothing is left."""
     for text in filters:
         key, sep, value = text.partition("=")
         if not sep or not key:
             raise ConfigError(f"--where {text!r}: expected KEY=VALUE, e.g. modality=interleaved")
         if key not in frame.columns:
             raise ConfigError(
-                f"--where {text!r}: no column {key!r} in {table.source}; "
+                f"--where {text!r}: no column {key!r} in {source}; "
                 f"columns: {', '.join(map(str, frame.columns))}"
             )
-        frame = frame[_equals(frame[key], value)]
+        frame = frame[matches(frame[key], value)]
     if frame.empty:
-        raise ConfigError(f"no rows left in {table.source} after --where {' '.join(filters)}")
-    return Table(frame=frame, source=table.source)
+        raise ConfigError(f"no {rows} match --where {' '.join(filters)}")
+    return frame
 
 
-def _equals(column: pd.Series, value: str) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+def matches(column: pd.Series, value: str) -> pd.Series:
+    """Which entries of ``column`` equal the ``--where`` text ``value`` (see :func:`select`)."""
+    if pd.api.types.is_bool_dtype(column):
+        return column.astype(str).str.lower() == value.strip().lower()
+    if pd.api.types.is_numeric_dtype(column):
         try:
-            return column == float(value)
+            target = float(value)
         except ValueError:
             return pd.Series(False, index=column.index)
+        return pd.Series(
+            np.isclose(column.astype("float64"), target, rtol=1e-9, atol=0), index=column.index
+        )
     return column.astype(str) == value
 
 

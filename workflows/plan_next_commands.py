@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from slscale.errors import ConfigError
+from slscale.fitting import sources
 from slscale.fitting.design import Selection
 from slscale.sweep.resources import GPU_TYPES, get_gpu_type
 from slscale.workflows import plan_next
@@ -124,7 +125,8 @@ def _data_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="keep rows (and base-grid runs) whose KEY equals VALUE (repeatable)",
+        help="keep rows (and base-grid runs) whose KEY equals VALUE (repeatable; "
+        f"{sources.WHERE_MATCHING})",
     )
     cols = p.add_argument_group("columns")
     cols.add_argument("--params-col", default="n_params", help="N (default n_params: total)")

@@ -143,7 +143,10 @@ def test_missing_data_skips_figures_with_reasons(drawn, tmp_path):
     [
         (["--format", "pdf,jpg"], "--format 'pdf,jpg': use a comma-separated list of pdf, png"),
         (["--fits", "/nonexistent/fits"], "--fits: no /nonexistent/fits/index.json"),
-        (["--where", "colour=blue"], "--where 'colour=blue': no run column 'colour'"),
+        (
+            ["--where", "colour=blue"],
+            "--where 'colour=blue': no column 'colour' in the store's runs",
+        ),
         (["--where", "family"], "--where 'family': expected KEY=VALUE"),
         (["--where", "family=gpt"], "no succeeded runs match --where family=gpt"),
         (["--convention", "whole"], "--convention 'whole': no scores use it; the store has "),

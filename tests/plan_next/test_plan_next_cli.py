@@ -204,7 +204,10 @@ def test_recommend_matches_the_fit_and_builds_the_nearest_model(
         (["--budget-flops", "1e17", "--max-tokens-per-param", "0.5"], "need 0 < min ≤ max"),
         (["--budget-flops", "1e17", "--check", "3"], "--check 3: simulate at least 10"),
         (["--budget-flops", "1e17", "--mfu", "2"], "--mfu 2.0: must be in (0, 1]"),
-        (["--budget-flops", "1e17", "--where", "modality=text"], "no rows left"),
+        (
+            ["--budget-flops", "1e17", "--where", "modality=text"],
+            "no rows of store",
+        ),
     ],
 )
 def test_bad_input_is_one_line(run_cli, textless_study, extra, message, capsys):
