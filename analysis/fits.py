@@ -27,7 +27,6 @@ from slscale.fitting import (
     MetricPowerLaw,
     ParametricLossFit,
 )
-from slscale.fitting.isoflop import fit_vertices
 
 CONVENTIONS = {
     "n_params": "total (column 'n_params', embeddings included)",
@@ -122,7 +121,7 @@ def _approach2(study: Study, arm: str, _b: str, settings: FitSettings) -> FitRes
         conventions=_conventions(study, "final training loss"),
         label=arm,
     )
-    return with_curvatures(fit.result_)
+    return fit.result_
 
 
 def _approach1(study: Study, arm: str, _b: str, settings: FitSettings) -> FitResult:
@@ -193,21 +192,3 @@ _FITTERS = {
     "metric": _metric,
     "margin": _margin,
 }
-
-
-def with_curvatures(result: FitResult) -> FitResult:
-    """Add each budget's parabola curvature (loss per (ln N)²) when the fit lacks it.
-
-    IsoFLOP figures draw each budget's parabola L = L* + c·(ln N − ln N*)² from the saved fit.
-    """
-    budgets = [dict(row) for row in result.details.get("budgets", [])]
-    if all("curvature_n" in row or not row.get("used") for row in budgets):
-        return result
-    point_budget = np.asarray(result.data["budget"], np.float64)
-    log_n = np.log(np.asarray(result.data["n_params"], np.float64))
-    loss = np.asarray(result.data["loss"], np.float64)
-    for row in budgets:
-        if row.get("used") and "curvature_n" not in row:
-            mine = np.isclose(point_budget, row["budget"], rtol=1e-9)
-            row["curvature_n"] = float(fit_vertices(log_n[mine], loss[mine]).curvature)
-    return dataclasses.replace(result, details={**result.details, "budgets": budgets})

@@ -126,6 +126,8 @@ class IsoFlopFit:
             "n_opt": float(np.exp(vn.log_opt)),
             "d_opt": float(np.exp(vd.log_opt)),
             "loss_opt": float(vn.loss_opt),
+            "curvature_n": float(vn.curvature),
+            "curvature_d": float(vd.curvature),
             "n_opt_se_log": isoflop.vertex_standard_error(u, y),
             "d_opt_se_log": isoflop.vertex_standard_error(v, y),
             "position_n": dn["position"],

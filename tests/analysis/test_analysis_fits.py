@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 from analysis_helpers import LAWS, MARGIN_PER_ACCURACY, METRIC_LAWS
 
-from slscale.analysis.fits import FitSettings, with_curvatures
+from slscale.analysis.fits import FitSettings
 from slscale.analysis.fitset import StudyFits
 from slscale.errors import ConfigError
-from slscale.fitting import IsoFlopFit
 from slscale.fitting.laws import allocation_exponents
 
 
@@ -93,18 +92,3 @@ def test_fit_settings_are_checked(field, value, message):
     with pytest.raises(ConfigError) as err:
         FitSettings(**{field: value})
     assert str(err.value).startswith(f"field '{field}' = {value!r}: {message}")
-
-
-def test_curvatures_are_those_of_each_budgets_parabola():
-    curvature = {1e18: 0.05, 1e19: 0.03}
-    n, d, loss = [], [], []
-    for budget, c in curvature.items():
-        sizes = 1e8 * (budget / 1e18) ** 0.5 * np.logspace(-0.6, 0.6, 7)
-        n += list(sizes)
-        d += list(budget / (6 * sizes))
-        loss += list(2.0 + c * np.log(sizes / sizes[3]) ** 2)
-    result = IsoFlopFit(n_bootstrap=0, validate=False).fit(n, d, loss).result_
-    rows = with_curvatures(result).details["budgets"]
-    for row in rows:
-        assert row["curvature_n"] == pytest.approx(curvature[row["budget"]], rel=1e-9)
-    assert with_curvatures(with_curvatures(result)).details == with_curvatures(result).details

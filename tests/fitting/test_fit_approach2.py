@@ -107,3 +107,21 @@ def test_budgets_grouped_from_flops_without_a_budget_column():
     jitter = np.exp(np.random.default_rng(0).normal(0, 0.02, n.size))  # ±2% read-off noise
     fit = IsoFlopFit(n_bootstrap=0).fit(n, d * jitter, parametric_loss(n, d, **TEXT))
     assert len(fit.budgets_) == len(BUDGETS)
+
+
+def test_each_budgets_parabola_curvature_is_recorded_in_n_and_d():
+    """The IsoFLOP figure draws L* + c (ln N - ln N*)^2 from the saved fit, so the fit records
+    c; on an IsoFLOP line ln D = ln(C/6) - ln N, so the curvature in ln D is the same."""
+    curvature = {1e18: 0.05, 1e19: 0.03}
+    n, d, loss = [], [], []
+    for budget, c in curvature.items():
+        sizes = 1e8 * (budget / 1e18) ** 0.5 * np.logspace(-0.6, 0.6, 7)
+        n += list(sizes)
+        d += list(budget / (6 * sizes))
+        loss += list(2.0 + c * np.log(sizes / sizes[3]) ** 2)
+    result = IsoFlopFit(n_bootstrap=0, validate=False).fit(n, d, loss).result_
+    rows = result.details["budgets"]
+    assert len(rows) == 2
+    for row in rows:
+        assert row["curvature_n"] == pytest.approx(curvature[row["budget"]], rel=1e-9)
+        assert row["curvature_d"] == pytest.approx(curvature[row["budget"]], rel=1e-9)
