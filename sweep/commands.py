@@ -73,6 +73,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(f"grid {grid.name}: {len(rows)} runs on {args.gpu} at MFU {args.mfu:g}")
     print(format_table(rows))
     print(format_totals(plan_mod.totals(rows)))
+    ladders = plan_mod.ladder_totals(rows)
+    if ladders is not None:
+        print(format_ladders(ladders))
     if estimate is not None:
         print(format_makespan(estimate, args.cluster_gpus, per_node))
     if args.explain:
@@ -97,6 +100,7 @@ COLUMNS = (
     "N",
     "N_nonemb",
     "D",
+    "trains",
     "D/N",
     "FLOPs",
     "GPUs",
@@ -110,12 +114,16 @@ COLUMNS = (
 
 
 def format_table(rows: Sequence[plan_mod.PlanRow]) -> str:
-    cells = [COLUMNS] + [
+    """The plan as a text table; a grid with WSD branches gets a "trains" column (the tokens
+    a run trains itself) next to D."""
+    cells: list[tuple[str, ...]] = [COLUMNS]
+    cells += [
         (
             r.run_id,
             human_count(r.n_params),
             human_count(r.n_params_non_embedding),
             human_count(r.tokens),
+            human_count(r.tokens_trained),
             f"{r.tokens_per_param:.1f}",
             f"{r.flops_6nd:.2e}",
             str(r.gpus),
@@ -128,7 +136,10 @@ def format_table(rows: Sequence[plan_mod.PlanRow]) -> str:
         )
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
+    if all(r.tokens_trained == r.tokens for r in rows):  # no WSD branch: "trains" is D
+        trains = COLUMNS.index("trains")
+        cells = [row[:trains] + row[trains + 1 :] for row in cells]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
     )
@@ -136,9 +147,18 @@ def format_table(rows: Sequence[plan_mod.PlanRow]) -> str:
 
 def format_totals(t: dict[str, float]) -> str:
     return (
-        f"total: {int(t['runs'])} runs, {human_count(t['tokens'])} tokens, "
+        f"total: {int(t['runs'])} runs, {human_count(t['tokens'])} tokens trained, "
         f"{t['flops_6nd']:.3g} FLOPs (6ND), {t['flops_exact']:.3g} FLOPs (exact), "
         f"{t['gpu_hours']:.4g} GPU-hours ({t['gpu_hours_left']:.4g} not done)"
+    )
+
+
+def format_ladders(t: dict[str, float]) -> str:
+    trained, alone = t["flops_6nd_trained"], t["flops_6nd_independent"]
+    return (
+        f"WSD ladders: {int(t['trunks'])} trunks and {int(t['branches'])} branches train "
+        f"{trained:.3g} FLOPs (6ND); independent runs of the same {int(t['branches'])} cells "
+        f"would train {alone:.3g} ({trained / alone:.2f}×)"
     )
 
 

@@ -7,6 +7,12 @@
   its D/N lies within [min_tokens_per_param, max_tokens_per_param] (Hoffmann et al. 2022,
   Approach 2: IsoFLOP profiles).
 * ``cells``: an explicit list of {size, tokens} (what ``plan-next`` writes).
+* ``wsd_ladder``: per size one warmup–stable–decay trunk and one decay branch per budget D
+  (D/N ratios or token counts), branched off the trunk at (1 − f)·D in whole optimizer steps
+  (Hägele et al. 2024, arXiv 2405.18392): the cells of a size cost about the longest budget
+  instead of their sum (:mod:`slscale.sweep.ladder`). Give the budgets as
+  ``tokens_per_param`` or ``tokens``; ``decay_fraction`` and ``decay_shape`` default to the
+  recipe's (0.2, 1-sqrt).
 
 Without ``sizes`` a generator uses the run's own ``size`` (set by the base or an axis).
 
@@ -23,6 +29,7 @@ from typing import Any
 from slscale.compute import flops_6nd, tokens_6nd
 from slscale.errors import ConfigError
 from slscale.spec import Recipe, from_dict
+from slscale.sweep import ladder
 
 Cell = dict[str, Any]
 Counter = Callable[[Mapping[str, Any]], Mapping[str, float]]
@@ -62,6 +69,29 @@ def isoflop_grid(
         "count": count,
     }
     return {"isoflop_grid": kwargs}
+
+
+def wsd_ladder(
+    sizes: Sequence[str] = (),
+    tokens_per_param: Sequence[float] = (),
+    tokens: Sequence[float] = (),
+    decay_fraction: float | None = None,
+    decay_shape: str | None = None,
+    count: str = "total",
+) -> dict[str, dict[str, Any]]:
+    """Generator entry for a :class:`~slscale.sweep.grid.GridSpec`: per size a WSD trunk and a
+    branch per budget, the budgets as D/N ratios or as token counts (no sizes: the run's own
+    size; no decay_fraction or decay_shape: the recipe's)."""
+    kwargs: dict[str, Any] = {"sizes": list(sizes)} if sizes else {}
+    if tokens_per_param:
+        kwargs["tokens_per_param"] = list(tokens_per_param)
+    if tokens:
+        kwargs["tokens"] = [float(t) for t in tokens]
+    if decay_fraction is not None:
+        kwargs["decay_fraction"] = decay_fraction
+    if decay_shape is not None:
+        kwargs["decay_shape"] = decay_shape
+    return {"wsd_ladder": kwargs | {"count": count}}
 
 
 def _ratio_cells(
@@ -109,10 +139,31 @@ def _explicit_cells(
     return cells
 
 
+def _ladder_cells(
+    partial: Mapping[str, Any], kw: dict[str, Any], n_of: Counter, where: str
+) -> list[Cell]:
+    recipe = ladder.ladder_recipe(_recipe(partial, where), kw, where)
+    step = recipe.tokens_per_step
+    if ("tokens_per_param" in kw) == ("tokens" in kw):
+        raise ConfigError(f"{where}: give the budgets as one of 'tokens_per_param' and 'tokens'")
+    cells = []
+    for size in _sizes(partial, kw, where):
+        if "tokens" in kw:
+            budgets = [_positive(t, f"{where}: tokens", t) for t in _list(kw, "tokens", where)]
+        else:
+            n = _n_params(partial, size, kw, n_of)
+            ratios = _list(kw, "tokens_per_param", where)
+            budgets = [n * _positive(r, f"{where}: tokens_per_param", r) for r in ratios]
+        steps = sorted({_round_tokens(d, step) // step for d in budgets})
+        cells += ladder.cells(size, recipe, steps, f"{where}, size {size}")
+    return cells
+
+
 GENERATORS: dict[str, Callable[[Mapping[str, Any], dict[str, Any], Counter, str], list[Cell]]] = {
     "ratio_grid": _ratio_cells,
     "isoflop_grid": _isoflop_cells,
     "cells": _explicit_cells,
+    "wsd_ladder": _ladder_cells,
 }
 
 
@@ -127,11 +178,14 @@ def _n_params(partial: Mapping[str, Any], size: str, kw: dict[str, Any], n_of: C
 
 
 def _tokens_per_step(partial: Mapping[str, Any], where: str) -> int:
+    return _recipe(partial, where).tokens_per_step
+
+
+def _recipe(partial: Mapping[str, Any], where: str) -> Recipe:
     try:
-        recipe = from_dict(Recipe, partial.get("recipe") or {}, "recipe")
+        return from_dict(Recipe, partial.get("recipe") or {}, "recipe")
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    return recipe.tokens_per_step
 
 
 def _round_tokens(tokens: float, step: int) -> int:

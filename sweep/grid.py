@@ -13,6 +13,7 @@ A grid is data (YAML) or a Python function returning a :class:`GridSpec`; both r
         - {modality: interleaved, init: textlm-mini, mix: {...}}
     generators:
       - isoflop_grid: {budgets: [1e12, 3e12], sizes: [mini-50k, mini-100k]}
+      - wsd_ladder: {sizes: [mini-50k], tokens_per_param: [10, 20, 40]}
     resources: {max_hours_per_run: 168}  # how wide runs are (runtime, not in run ids)
 
 A ``resources:`` block (:class:`~slscale.sweep.targets.ResourceTarget`) applies to the whole
@@ -21,7 +22,9 @@ grid; one inside a bundle axis value applies to that value's runs, over the grid
 Expansion: for every combination of axis values the overrides are merged into ``base``; each
 generator then turns that partial run into cells (size + tokens); every cell becomes a
 :class:`~slscale.spec.RunSpec`. Duplicate cells (same run id) are kept once. String fields may
-name other top-level fields in braces (``init: "textlm-{size}"``), filled in per run.
+name other top-level fields in braces (``init: "textlm-{size}"``), filled in per run. A WSD
+ladder's branch names its trunk by the trunk's run id, so it changes with the trunk's fields
+and with its own branch point (:mod:`slscale.sweep.ladder`).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from typing import Any
 from slscale.errors import ConfigError
 from slscale.identity import run_id
 from slscale.spec import RunSpec, spec_from_dict
-from slscale.sweep import generators
+from slscale.sweep import generators, ladder
 from slscale.sweep.targets import ResourceTarget
 
 FIELD_NAMES = {f.name for f in dataclasses.fields(RunSpec)}
@@ -153,8 +156,7 @@ def expand_with_targets(
     top = grid.target
     for partial, target in _axis_points(grid):
         for cell in _cells(grid, partial, n_params_of):
-            data = _fill_templates(_merge(partial, cell))
-            spec = _to_spec(_init_architecture(data, grid.label), grid.label)
+            spec = _spec_of(partial, cell, grid.label)
             runs.setdefault(run_id(spec), (spec, target.over(top)))
     if not runs:
         raise ConfigError(f"{grid.label} expands to no runs: check its generators")
@@ -198,6 +200,17 @@ def _cells(grid: GridSpec, partial: dict[str, Any], n_params_of: ParamCounter) -
                 message if message.startswith(where) else f"{where}: {message}"
             ) from None
     return cells
+
+
+def _spec_of(partial: dict[str, Any], cell: Mapping[str, Any], label: str) -> RunSpec:
+    """The run of one cell; a WSD branch's cell names its trunk by the trunk's run id."""
+    cell = dict(cell)
+    parent = cell.pop(ladder.PARENT_CELL, None)
+    if parent is not None:
+        branch = {**cell["branch"], "parent": run_id(_spec_of(partial, parent, label))}
+        cell["branch"] = branch
+    data = _fill_templates(_merge(partial, cell))
+    return _to_spec(_init_architecture(data, label), label)
 
 
 def _init_architecture(data: dict[str, Any], label: str) -> dict[str, Any]:

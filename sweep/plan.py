@@ -1,5 +1,9 @@
 """The plan of a grid: per run N, D, FLOPs, resources and GPU-hours, and its state in the store.
 
+A WSD ladder's branch (:mod:`slscale.sweep.ladder`) is planned for what it trains itself, its
+decay (``tokens_trained``: GPU-hours, width), while its D and 6·N·D are those of the whole run
+it stands for, the point fits use.
+
 Nothing here instantiates weights: parameter and FLOP counts come from the model config
 (:mod:`slscale.sweep.accounting`), resources from a memory model
 (:mod:`slscale.sweep.resources`) at the width a :class:`~slscale.sweep.targets.ResourceTarget`
@@ -32,6 +36,8 @@ class PlanRow:
     """One run of a plan (the keys of ``grid plan --json``)."""
 
     run_id: str
+    parent: str | None
+    """A WSD branch's trunk (its run id); None for every other run."""
     family: str
     size: str
     modality: str
@@ -39,8 +45,12 @@ class PlanRow:
     n_params: int
     n_params_non_embedding: int
     tokens: int
+    """D: the run's token budget (a WSD branch's counts from the start of its trunk)."""
+    tokens_trained: int
+    """What the run trains itself: a branch its decay only, every other run D."""
     tokens_per_param: float
     flops_6nd: float
+    """6·N·D of the run's D: the number fits use."""
     flops_exact: float
     gpus: int
     nodes: int
@@ -112,7 +122,7 @@ def plan_run(
             target,
             n_params=params.n_params,
             arch=arch,
-            tokens=spec.tokens,
+            tokens=spec.tokens_trained,
             flops_per_token=flops_per_token,
             recipe=spec.recipe,
             gpu=gpu,
@@ -123,6 +133,7 @@ def plan_run(
         raise ConfigError(f"run {rid}: {exc}") from None
     return PlanRow(
         run_id=rid,
+        parent=spec.branch.parent if spec.branch else None,
         family=spec.family,
         size=spec.size or f"L{arch.num_layers}d{arch.hidden_size}",
         modality=str(spec.modality),
@@ -130,6 +141,7 @@ def plan_run(
         n_params=params.n_params,
         n_params_non_embedding=params.n_params_non_embedding,
         tokens=spec.tokens,
+        tokens_trained=spec.tokens_trained,
         tokens_per_param=spec.tokens / params.n_params,
         flops_6nd=compute.flops_6nd(params.n_params, spec.tokens),
         flops_exact=flops_per_token * spec.tokens,
@@ -175,14 +187,40 @@ def _state_label(state: RunState | None) -> str:
 
 
 def totals(rows: Sequence[PlanRow]) -> dict[str, float]:
-    """Grid totals: runs, tokens, FLOPs (6ND and exact), GPU-hours, and GPU-hours left."""
+    """Grid totals: runs, tokens, FLOPs (6ND and exact), GPU-hours, and GPU-hours left; tokens
+    and FLOPs count what the runs train (a WSD branch its decay: its trunk trains the rest)."""
     return {
         "runs": len(rows),
-        "tokens": sum(r.tokens for r in rows),
-        "flops_6nd": sum(r.flops_6nd for r in rows),
-        "flops_exact": sum(r.flops_exact for r in rows),
+        "tokens": sum(r.tokens_trained for r in rows),
+        "flops_6nd": sum(compute.flops_6nd(r.n_params, r.tokens_trained) for r in rows),
+        "flops_exact": sum(_trained_share(r, r.flops_exact) for r in rows),
         "gpu_hours": sum(r.gpu_hours for r in rows),
         "gpu_hours_left": sum(r.gpu_hours for r in rows if r.state != "done"),
+    }
+
+
+def _trained_share(row: PlanRow, value: float) -> float:
+    """``value`` (a whole run's) scaled to the tokens the run trains itself."""
+    if row.tokens_trained == row.tokens:
+        return value
+    return value * row.tokens_trained / row.tokens
+
+
+def ladder_totals(rows: Sequence[PlanRow]) -> dict[str, float] | None:
+    """The WSD ladders of a plan against independent runs of the same cells: trunks,
+    branches, the 6·N·D the ladders train (trunks whole, branches their decays) and the 6·N·D
+    of the branches' cells each trained from scratch; None without ladders."""
+    branches = [r for r in rows if r.parent is not None]
+    if not branches:
+        return None
+    parents = {r.parent for r in branches}
+    trunks = [r for r in rows if r.run_id in parents]
+    trained = sum(compute.flops_6nd(r.n_params, r.tokens_trained) for r in trunks + branches)
+    return {
+        "trunks": len(trunks),
+        "branches": len(branches),
+        "flops_6nd_trained": trained,
+        "flops_6nd_independent": sum(r.flops_6nd for r in branches),
     }
 
 
