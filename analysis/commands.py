@@ -41,6 +41,11 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="fit scaling laws only to runs whose column KEY equals VALUE (repeatable); "
         f"tables and the TextLM-family figure use every run; {WHERE_MATCHING}",
     )
+    p.add_argument(
+        "--include-trunks",
+        action="store_true",
+        help="show and fit WSD ladder trunks too (left out by default: their rate never decayed)",
+    )
     p.add_argument("--convention", help="scoring convention of the scores to show")
     p.add_argument("--loss-name", default="loss", help="loss metric of the runs (loss)")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="resamples (1000)")
@@ -61,7 +66,11 @@ def cmd_figures(args: argparse.Namespace) -> int:
     out = Path(args.out)
     target = resolve_store_target(args.store, args.workdir)
     study = load_study(
-        target, where=args.where, loss_name=args.loss_name, convention=args.convention
+        target,
+        where=args.where,
+        loss_name=args.loss_name,
+        convention=args.convention,
+        include_trunks=args.include_trunks,
     )
     for note in study.notes:
         print(f"note: {note}")

@@ -12,7 +12,9 @@
 
 Scaling fits use the runs that match ``where`` filters (``KEY=VALUE`` on any runs column),
 so ablation runs kept in the same store (other data mixes, other TextLM families) do not
-bend the laws; tables and the TextLM-family figure use every run.
+bend the laws; tables and the TextLM-family figure use every run. WSD ladder trunks, whose
+rate never decayed, are left out of every table unless asked for (their branches are the
+ladder's points).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from slscale.fitting import sources
 from slscale.identity import init_name
 from slscale.models.evaluate import suite
 from slscale.models.evaluate.conventions import SLAMKIT
+from slscale.spec import marks_trunk
 
 VARIANT_ORDER = suite.VARIANTS
 """Cross-modal variants, prompt→continuation modality (SIMS Table 2), as stored."""
@@ -118,9 +121,13 @@ def study_from_frames(
     loss_name: str = "loss",
     convention: str | None = None,
     source: str = "",
+    include_trunks: bool = False,
 ) -> Study:
-    """Build a :class:`Study` from the store's runs, metrics and evals frames."""
+    """Build a :class:`Study` from the store's runs, metrics and evals frames (WSD ladder
+    trunks left out unless ``include_trunks``)."""
     notes: list[str] = []
+    if not include_trunks:
+        runs = _without_trunks(runs, notes)
     table = _runs_table(runs, loss_name, notes)
     curves = _curves(metrics, table, loss_name)
     scores = _scores(evals, table, convention, notes)
@@ -141,6 +148,7 @@ def load_study(
     where: Sequence[str] = (),
     loss_name: str = "loss",
     convention: str | None = None,
+    include_trunks: bool = False,
 ) -> Study:
     """Read a study from the store at ``target`` (a workdir, SQLite file or URL)."""
     from slscale.store import open_store
@@ -156,7 +164,22 @@ def load_study(
         loss_name=loss_name,
         convention=convention,
         source=f"store {target}",
+        include_trunks=include_trunks,
     )
+
+
+def _without_trunks(runs: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """``runs`` without WSD ladder trunks: their rate never decayed, so their final losses and
+    scores are not points of a law (their branches are)."""
+    if "branch_tokens" not in runs.columns:
+        return runs
+    trunks = runs["branch_tokens"].map(marks_trunk).astype(bool)
+    if trunks.any():
+        notes.append(
+            f"left out {int(trunks.sum())} WSD trunk(s), whose rate never decayed "
+            "(--include-trunks keeps them)"
+        )
+    return runs[~trunks]
 
 
 def _runs_table(runs: pd.DataFrame, loss_name: str, notes: list[str]) -> pd.DataFrame:

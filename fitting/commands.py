@@ -3,7 +3,9 @@
 Rows come from a CSV file (``--csv``, columns named by ``--params-col`` and friends) or from
 the results store (``--workdir``/``--store``: the runs frame for final losses, the metrics
 frame for training curves, the evals frame for scores), filtered by repeatable
-``--where KEY=VALUE``. The JSON written by ``--json`` is a FitResult.
+``--where KEY=VALUE``. Store rows leave out WSD ladder trunks, whose rate never decayed
+(``--include-trunks`` keeps them); their branches are the ladder's points. The JSON written
+by ``--json`` is a FitResult.
 """
 
 from __future__ import annotations
@@ -60,6 +62,11 @@ def _arguments(p: argparse.ArgumentParser, method: str) -> None:
         default=[],
         metavar="KEY=VALUE",
         help=f"keep rows whose column KEY equals VALUE (repeatable; {sources.WHERE_MATCHING})",
+    )
+    src.add_argument(
+        "--include-trunks",
+        action="store_true",
+        help="store: fit WSD ladder trunks too (left out by default: their rate never decayed)",
     )
     cols = p.add_argument_group("columns")
     cols.add_argument("--params-col", default="n_params", help="N (default n_params)")
@@ -129,7 +136,8 @@ def _load(args: argparse.Namespace) -> tuple[Table, str | None]:
     from slscale.store import resolve_store_target
 
     target = resolve_store_target(args.store, args.workdir)
-    return sources.where(sources.store_runs(target), args.where), target
+    runs = sources.store_runs(target, include_trunks=args.include_trunks)
+    return sources.where(runs, args.where), target
 
 
 def _common(args: argparse.Namespace) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from slscale.errors import ConfigError
+from slscale.spec import marks_trunk
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -113,17 +114,27 @@ def drop_missing(table: Table, names: Sequence[str], what: str) -> tuple[Table, 
     return Table(frame=table.frame[~missing], source=table.source), notes
 
 
-def store_runs(target: str) -> Table:
-    """Succeeded runs of the store at ``target`` (one row per run, summary as columns)."""
+def store_runs(target: str, include_trunks: bool = False) -> Table:
+    """Succeeded runs of the store at ``target`` (one row per run, summary as columns),
+    without WSD ladder trunks unless ``include_trunks`` (their rate never decayed)."""
     from slscale.store import open_store
 
     with open_store(target) as store:
         frame = store.runs_frame()
     if "state" in frame.columns:
         frame = frame[frame["state"] == "SUCCEEDED"]
+    if not include_trunks:
+        frame = frame[~trunk_rows(frame)]
     if frame.empty:
         raise ConfigError(f"store {target}: no SUCCEEDED runs to fit")
     return Table(frame=frame.reset_index(drop=True), source=f"store {target}")
+
+
+def trunk_rows(frame: pd.DataFrame) -> pd.Series:
+    """The rows of a runs frame that are WSD ladder trunks (their spec's ``branch_tokens``)."""
+    if "branch_tokens" not in frame.columns:
+        return pd.Series(False, index=frame.index, dtype=bool)
+    return frame["branch_tokens"].map(marks_trunk).astype(bool)
 
 
 def store_curves(target: str, runs: Table, loss_name: str, params_col: str) -> Table:

@@ -437,6 +437,12 @@ class RunSpec:
         return self.tokens - (self.branch.from_tokens if self.branch else 0)
 
 
+def marks_trunk(branch_tokens: object) -> bool:
+    """Whether a stored spec's ``branch_tokens`` (a runs-frame column value: a list, or missing)
+    marks a WSD ladder's trunk, whose rate never decayed: fits and figures leave it out."""
+    return isinstance(branch_tokens, (list, tuple)) and len(branch_tokens) > 0
+
+
 # ----------------------------------------------------------------------------- (de)serialise
 
 

@@ -141,3 +141,18 @@ def test_families_are_compared_at_a_shared_token_count_without_ablations():
 def test_families_need_two_sizes_each():
     with pytest.raises(Unsupported, match="no token count or compute budget has runs"):
         trained_alike(family_runs().iloc[[0, 1, 2, 5]])
+
+
+def test_wsd_trunks_are_left_out_unless_asked_for():
+    runs, metrics, evals = frames()
+    trunk = {"run_id": "t", "state": "SUCCEEDED", "modality": "interleaved", "tokens": 40,
+             "summary.tokens": 40, "n_params": 1.0, "loss": 2.9, "flops_6nd": 240.0}  # fmt: skip
+    runs = pd.concat([runs, pd.DataFrame([trunk])], ignore_index=True)
+    runs["branch_tokens"] = [None, None, None, [20, 40]]
+    study = study_from_frames(runs, metrics, evals)
+    assert study.runs["run_id"].tolist() == ["a", "b"]
+    assert "left out 1 WSD trunk(s), whose rate never decayed (--include-trunks keeps them)" in (
+        study.notes
+    )
+    kept = study_from_frames(runs, metrics, evals, include_trunks=True)
+    assert kept.runs["run_id"].tolist() == ["a", "b", "t"] and "t" in kept.scaling_ids

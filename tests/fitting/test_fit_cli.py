@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,7 +13,15 @@ from conftest import DATA, isoflop_grid, synthetic_losses
 
 from slscale.fitting import FitResult
 from slscale.fitting.laws import parametric_loss
-from slscale.spec import Architecture, Modality, RunSpec, RunState, spec_to_dict
+from slscale.spec import (
+    Architecture,
+    Modality,
+    Recipe,
+    RunSpec,
+    RunState,
+    spec_from_dict,
+    spec_to_dict,
+)
 from slscale.store import EvalResult, Metric, open_store
 
 CHINCHILLA = str(DATA / "chinchilla_epoch_svg_extracted.csv")
@@ -414,3 +423,26 @@ def test_csv_frame_written_by_pandas_round_trips(run_cli, tmp_path):
         == 0
     )
     assert FitResult.load(out).params["alpha"] == pytest.approx(0.35, rel=1e-6)
+
+
+def test_wsd_trunks_are_not_fitted_unless_asked_for(run_cli, workdir, tmp_path):
+    """A ladder's trunk ran at the peak rate to its end: its final loss is no point of a law."""
+    recipe = Recipe(schedule="wsd", global_batch_size=1, context_length=100)
+    trunk = dataclasses.replace(
+        spec_from_dict(_spec(Modality.INTERLEAVED, 800, 0)),
+        recipe=recipe,
+        branch_tokens=(400, 800),
+    )
+    with open_store(workdir) as store:
+        store.register({"trunk": spec_to_dict(trunk)})
+        store.set_state("trunk", RunState.SUCCEEDED)
+        summary = {"n_params": 5e7, "tokens": 2e9, "flops_6nd": 6e17, "loss": 2.5}
+        store.set_summary("trunk", summary)
+    points = {}
+    for flags in ((), ("--include-trunks",)):
+        out = tmp_path / f"a3{len(flags)}.json"
+        where = ["--where", "modality=interleaved", "--bootstrap", "0", "--json", str(out)]
+        command = ["fit", "approach3", "--workdir", str(workdir), *where, *flags]
+        assert run_cli(command) == 0
+        points[flags] = FitResult.load(out).n_points
+    assert points == {(): 28, ("--include-trunks",): 29}
