@@ -92,7 +92,7 @@ def test_drawing_from_saved_fits_never_fits(drawn, workdir, tmp_path, monkeypatc
     )
     for estimator in estimators:
         monkeypatch.setattr(estimator, "fit", _forbidden)
-    monkeypatch.setattr("slscale.analysis.fits.fit_vertices", _forbidden)
+    monkeypatch.setattr("slscale.fitting.isoflop.fit_vertices", _forbidden)  # parabolas
     argv = ["--workdir", str(workdir), "--out", str(tmp_path), "--fits", str(out / "fits")]
     run_figures([*argv, *WHERE])
     for name in FIGURE_NAMES:
