@@ -11,16 +11,13 @@ by ``--json`` is a FitResult.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import warnings
 from typing import Any
 
-import numpy as np
-
-from slscale.compute import flops_6nd, tokens_6nd
+from slscale.compute import flops_6nd
 from slscale.errors import ConfigError
-from slscale.fitting import sources
+from slscale.fitting import inputs, sources
 from slscale.fitting.approach1 import EnvelopeFit
 from slscale.fitting.approach2 import IsoFlopFit, SamplingWarning
 from slscale.fitting.approach3 import ParametricLossFit
@@ -28,7 +25,6 @@ from slscale.fitting.margin import MarginLaw
 from slscale.fitting.metric import MetricPowerLaw
 from slscale.fitting.report import format_result
 from slscale.fitting.results import FitResult
-from slscale.fitting.sources import Table
 
 METHODS = {
     "approach3": "L(N, D) = E + A/N^alpha + B/D^beta (Huber, 4,500 starts, bootstrap CIs)",
@@ -116,8 +112,14 @@ def _arguments(p: argparse.ArgumentParser, method: str) -> None:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     """Load rows, fit, print a table and write the JSON."""
-    table, store = _load(args)
-    result, notes = _FITS[args.fit_method](args, table, store)
+    rows = inputs.select_rows(
+        csv=args.csv,
+        workdir=args.workdir,
+        store=args.store,
+        where=args.where,
+        include_trunks=args.include_trunks,
+    )
+    result, notes = _FITS[args.fit_method](args, rows)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     print(format_result(result))
@@ -126,82 +128,55 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(args: argparse.Namespace) -> tuple[Table, str | None]:
-    if args.csv and (args.workdir or args.store):
-        raise ConfigError("give either --csv FILE or a store (--workdir/--store), not both")
-    if args.csv:
-        return sources.where(sources.read_csv(args.csv), args.where), None
-    if not (args.workdir or args.store or os.environ.get("SLSCALE_STORE")):
-        raise ConfigError("no rows to fit: pass --csv FILE, or --workdir DIR / --store URL")
-    from slscale.store import resolve_store_target
-
-    target = resolve_store_target(args.store, args.workdir)
-    runs = sources.store_runs(target, include_trunks=args.include_trunks)
-    return sources.where(runs, args.where), target
-
-
 def _common(args: argparse.Namespace) -> dict[str, Any]:
     return {"n_bootstrap": args.bootstrap, "confidence": args.confidence, "random_state": args.seed}
 
 
-def _final_losses(args: argparse.Namespace, table: Table, store: str | None) -> tuple[Any, ...]:
-    """N, D, L, C, budget, conventions, notes for approaches 2 and 3."""
-    tokens_col = args.tokens_col or _store_tokens(table, store)
-    flops_col = args.flops_col or ("flops_6nd" if store else "flops")
-    needed = [args.params_col, args.loss_col, tokens_col, flops_col, args.budget_col or ""]
-    table, notes = sources.drop_missing(table, [c for c in needed if c], "rows")
-    n = sources.column(table, args.params_col, "--params-col")
-    loss = sources.column(table, args.loss_col, "--loss-col")
-    flops = (
-        sources.column(table, flops_col, "--flops-col") if sources.has(table, flops_col) else None
+def _loss_points(args: argparse.Namespace, rows: inputs.Rows) -> inputs.LossPoints:
+    return inputs.loss_points(
+        rows,
+        params_col=args.params_col,
+        loss_col=args.loss_col,
+        tokens_col=args.tokens_col,
+        flops_col=args.flops_col,
+        budget_col=args.budget_col,
     )
-    if sources.has(table, tokens_col):
-        tokens, tokens_from = (
-            sources.column(table, tokens_col, "--tokens-col"),
-            f"column '{tokens_col}'",
-        )
-    elif flops is not None:
-        tokens, tokens_from = tokens_6nd(flops, n), f"C/(6N) from column '{flops_col}'"
-    else:
-        raise ConfigError(
-            f"{table.source}: no tokens column {tokens_col!r} and no FLOPs column "
-            f"{flops_col!r}; name one with --tokens-col or --flops-col"
-        )
-    budget = sources.column(table, args.budget_col, "--budget-col") if args.budget_col else None
-    conventions = sources.conventions_for(
-        args.params_col, flops_col if flops is not None else None, tokens_from
-    )
-    conventions.update(loss=f"column '{args.loss_col}'", source=table.source)
-    return n, tokens, loss, flops, budget, conventions, notes
 
 
-def _store_tokens(table: Table, store: str | None) -> str:
-    return "summary.tokens" if store and sources.has(table, "summary.tokens") else "tokens"
-
-
-def _approach3(
-    args: argparse.Namespace, table: Table, store: str | None
-) -> tuple[FitResult, list[str]]:
-    n, d, y, c, budget, conventions, notes = _final_losses(args, table, store)
+def _approach3(args: argparse.Namespace, rows: inputs.Rows) -> tuple[FitResult, list[str]]:
+    p = _loss_points(args, rows)
     fit = ParametricLossFit(huber_delta=args.huber_delta, **_common(args))
-    fit.fit(n, d, y, flops=c, budget=budget, conventions=conventions, label=args.label)
-    return fit.result_, notes
+    fit.fit(
+        p.n,
+        p.tokens,
+        p.loss,
+        flops=p.flops,
+        budget=p.budget,
+        conventions=p.conventions,
+        label=args.label,
+    )
+    return fit.result_, p.notes
 
 
-def _approach2(
-    args: argparse.Namespace, table: Table, store: str | None
-) -> tuple[FitResult, list[str]]:
-    n, d, y, c, budget, conventions, notes = _final_losses(args, table, store)
+def _approach2(args: argparse.Namespace, rows: inputs.Rows) -> tuple[FitResult, list[str]]:
+    p = _loss_points(args, rows)
     fit = IsoFlopFit(**_common(args))
     with warnings.catch_warnings():  # printed with the result's table instead
         warnings.simplefilter("ignore", SamplingWarning)
-        fit.fit(n, d, y, flops=c, budget=budget, conventions=conventions, label=args.label)
-    return fit.result_, notes
+        fit.fit(
+            p.n,
+            p.tokens,
+            p.loss,
+            flops=p.flops,
+            budget=p.budget,
+            conventions=p.conventions,
+            label=args.label,
+        )
+    return fit.result_, p.notes
 
 
-def _approach1(
-    args: argparse.Namespace, table: Table, store: str | None
-) -> tuple[FitResult, list[str]]:
+def _approach1(args: argparse.Namespace, rows: inputs.Rows) -> tuple[FitResult, list[str]]:
+    table, store = rows.table, rows.store
     if store is not None:
         table = sources.store_curves(store, table, args.loss_col, args.params_col)
         run_col, params_col, loss_col, flops_col, tokens_col = (
@@ -248,77 +223,29 @@ def _approach1(
     return fit.result_, notes
 
 
-def _metric(
-    args: argparse.Namespace, table: Table, store: str | None
-) -> tuple[FitResult, list[str]]:
-    notes: list[str] = []
-    budget = None
-    if store is not None:
-        flops, value, run_id, conventions = _store_scores(args, table, store)
-    else:
-        flops_col = args.flops_col or "flops"
-        table, notes = sources.drop_missing(table, [flops_col, args.metric_col], "rows")
-        flops = sources.column(table, flops_col, "--flops-col")
-        value = sources.column(table, args.metric_col, "--metric-col")
-        has_runs = sources.has(table, args.run_col)
-        run_id = table.frame[args.run_col].to_numpy() if has_runs else None
-        if args.budget_col:
-            budget = sources.column(table, args.budget_col, "--budget-col")
-        conventions = {
-            "flops": f"column '{flops_col}'",
-            "metric": f"column '{args.metric_col}'",
-            "source": table.source,
-        }
+def _metric(args: argparse.Namespace, rows: inputs.Rows) -> tuple[FitResult, list[str]]:
+    p = inputs.score_points(
+        rows,
+        metric_col=args.metric_col,
+        benchmark=args.benchmark,
+        variant=args.variant,
+        flops_col=args.flops_col,
+        params_col=args.params_col,
+        every_step=args.selection != "best_per_budget",
+        run_col=args.run_col,
+        budget_col=args.budget_col,
+    )
     law = MarginLaw if args.law == "margin" else MetricPowerLaw
     fit = law(method=args.selection, higher_is_better=not args.lower_is_better, **_common(args))
-    fit.fit(flops, value, budget=budget, run_id=run_id, conventions=conventions, label=args.label)
-    return fit.result_, notes
-
-
-def _store_scores(args: argparse.Namespace, runs: Table, store: str) -> tuple[Any, ...]:
-    """Scores of one benchmark: each run's last evaluation (best_per_budget) or every one."""
-    if not args.benchmark:
-        raise ConfigError("fitting a metric from the store needs --benchmark (e.g. sSC)")
-    evals = sources.store_evals(store, runs, args.benchmark, args.variant).frame
-    by_run = runs.frame.set_index("run_id")
-    if args.selection == "best_per_budget":
-        flops_col = args.flops_col or "flops_6nd"
-        evals = evals.sort_values("step").groupby("run_id").tail(1)
-        flops = evals["run_id"].map(by_run[flops_col])
-        compute = f"the run's '{flops_col}'"
-    else:
-        missing = evals[evals["tokens"].isna()]
-        if not missing.empty:
-            row = missing.iloc[0]
-            raise ConfigError(
-                f"run {row['run_id']} step {row['step']}: no tokens logged at that step, so its "
-                "compute is unknown; log training metrics at evaluation steps"
-            )
-        flops = flops_6nd(evals["run_id"].map(by_run[args.params_col]), evals["tokens"])
-        compute = f"6 * '{args.params_col}' * tokens at the evaluated step"
-    if args.metric_col not in evals or evals[args.metric_col].isna().all():
-        raise ConfigError(
-            f"--metric-col {args.metric_col}: the store's {args.benchmark} scores have no such "
-            "values (use value or margin; margins exist for scores written by this version's "
-            "`slscale eval`)"
-        )
-    missing = evals[evals[args.metric_col].isna()]
-    if not missing.empty:
-        raise ConfigError(
-            f"run {missing.iloc[0]['run_id']}: its {args.benchmark} score has no "
-            f"{args.metric_col}; re-run `slscale eval` on it"
-        )
-    conventions = {
-        "flops": compute,
-        "metric": f"{args.benchmark} {args.variant or ''} {args.metric_col}".strip(),
-        "source": f"store {store}",
-    }
-    return (
-        np.asarray(flops, float),
-        np.asarray(evals[args.metric_col], float),
-        evals["run_id"].to_numpy(),
-        conventions,
+    fit.fit(
+        p.flops,
+        p.value,
+        budget=p.budget,
+        run_id=p.run_id,
+        conventions=p.conventions,
+        label=args.label,
     )
+    return fit.result_, p.notes
 
 
 _FITS = {

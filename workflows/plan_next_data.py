@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import os
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,7 @@ import pandas as pd
 
 from slscale.compute import tokens_6nd
 from slscale.errors import ConfigError
-from slscale.fitting import FitResult, MetricPowerLaw, ParametricLossFit, laws, sources
+from slscale.fitting import FitResult, MetricPowerLaw, ParametricLossFit, inputs, laws
 from slscale.fitting.design import (
     LOG_QUANTITIES,
     MetricDesign,
@@ -260,7 +259,15 @@ def load_study(args: argparse.Namespace, *, metric: bool) -> Study:
         result, table, store = _saved_fit(args.fit), None, None
         source, metrics = args.fit, {}
     else:
-        table, store = _rows(args)
+        rows = inputs.select_rows(
+            csv=args.csv,
+            workdir=args.workdir,
+            store=args.store,
+            where=args.where,
+            nothing="no runs to plan from: pass --workdir DIR / --store URL, --csv FILE or "
+            "--fit FIT.json",
+        )
+        table, store = rows.table, rows.store
         source = table.source + "".join(f", {w}" for w in args.where)
         result = _loss_fit(args, table, store, source)
         metrics = _metric_fits(args, table, store, source) if metric else {}
@@ -280,21 +287,6 @@ def load_study(args: argparse.Namespace, *, metric: bool) -> Study:
     )
 
 
-def _rows(args: argparse.Namespace) -> tuple[Table, str | None]:
-    if args.csv and (args.workdir or args.store):
-        raise ConfigError("give either --csv FILE or a store (--workdir/--store), not both")
-    if args.csv:
-        return sources.where(sources.read_csv(args.csv), args.where), None
-    if not (args.workdir or args.store or os.environ.get("SLSCALE_STORE")):
-        raise ConfigError(
-            "no runs to plan from: pass --workdir DIR / --store URL, --csv FILE or --fit FIT.json"
-        )
-    from slscale.store import resolve_store_target
-
-    target = resolve_store_target(args.store, args.workdir)
-    return sources.where(sources.store_runs(target), args.where), target
-
-
 def _saved_fit(path: str) -> FitResult:
     result = FitResult.load(path)
     if result.law != PARAMETRIC or not result.data:
@@ -307,7 +299,13 @@ def _non_embedding(result: FitResult) -> bool:
 
 
 def _loss_fit(args: argparse.Namespace, table: Table, store: str | None, source: str) -> FitResult:
-    n, d, y, conventions = _loss_columns(args, table, store)
+    p = inputs.loss_points(
+        inputs.Rows(table=table, store=store),
+        params_col=args.params_col,
+        loss_col=args.loss_col,
+        tokens_col=args.tokens_col,
+        flops_col=args.flops_col,
+    )
     fit = ParametricLossFit(
         huber_delta=args.huber_delta,
         n_bootstrap=args.bootstrap,
@@ -316,44 +314,25 @@ def _loss_fit(args: argparse.Namespace, table: Table, store: str | None, source:
         validate=False,
     )
     try:
-        fit.fit(n, d, y, conventions=conventions)
+        fit.fit(p.n, p.tokens, p.loss, conventions=p.conventions)
     except ConfigError as exc:
         raise ConfigError(f"{source}: cannot fit the runs: {exc}") from None
     return fit.result_
 
 
-def _loss_columns(args: argparse.Namespace, table: Table, store: str | None) -> tuple[Any, ...]:
-    tokens_col = args.tokens_col or (
-        "summary.tokens" if store and sources.has(table, "summary.tokens") else "tokens"
-    )
-    flops_col = args.flops_col or ("flops_6nd" if store else "flops")
-    use_tokens = sources.has(table, tokens_col)
-    needed = [args.params_col, args.loss_col, tokens_col if use_tokens else flops_col]
-    table, _ = sources.drop_missing(table, needed, "rows")
-    n = sources.column(table, args.params_col, "--params-col")
-    y = sources.column(table, args.loss_col, "--loss-col")
-    if use_tokens:
-        d, tokens_from = sources.column(table, tokens_col, "--tokens-col"), f"column '{tokens_col}'"
-    elif sources.has(table, flops_col):
-        d = tokens_6nd(sources.column(table, flops_col, "--flops-col"), n)
-        tokens_from = f"C/(6N) from column '{flops_col}'"
-    else:
-        raise ConfigError(
-            f"{table.source}: no tokens column {tokens_col!r} and no FLOPs column "
-            f"{flops_col!r}; name one with --tokens-col or --flops-col"
-        )
-    conventions = sources.conventions_for(args.params_col, None, tokens_from)
-    conventions.update(loss=f"column '{args.loss_col}'", source=table.source)
-    return n, d, y, conventions
-
-
 def _metric_fits(
     args: argparse.Namespace, table: Table, store: str | None, source: str
 ) -> dict[str, FitResult]:
-    flops_col = args.flops_col or ("flops_6nd" if store else "flops")
+    rows = inputs.Rows(table=table, store=store)
     fits = {}
     for name in args.benchmark if store else args.metric_col:
-        flops, value = _scores(args, table, store, name, flops_col)
+        if store:
+            p = inputs.score_points(
+                rows, metric_col="value", benchmark=name, variant=args.variant,
+                flops_col=args.flops_col,
+            )  # fmt: skip
+        else:
+            p = inputs.score_points(rows, metric_col=name, flops_col=args.flops_col)
         law = MetricPowerLaw(
             n_bootstrap=args.bootstrap,
             confidence=args.confidence,
@@ -361,28 +340,13 @@ def _metric_fits(
             validate=False,
         )
         try:
-            fits[name] = law.fit(flops, value, label=name).result_
+            fits[name] = law.fit(p.flops, p.value, label=name).result_
         except ConfigError as exc:
             raise ConfigError(f"{source}: cannot fit {name}: {exc}") from None
     if not fits:
         option = "--benchmark NAME" if store else "--metric-col COLUMN"
         raise ConfigError(f"{source}: name the score to plan for with {option}")
     return fits
-
-
-def _scores(
-    args: argparse.Namespace, table: Table, store: str | None, name: str, flops_col: str
-) -> tuple[np.ndarray, np.ndarray]:
-    if store is None:
-        rows, _ = sources.drop_missing(table, [flops_col, name], "rows")
-        return (
-            sources.column(rows, flops_col, "--flops-col"),
-            sources.column(rows, name, "--metric-col"),
-        )
-    evals = sources.store_evals(store, table, name, args.variant).frame
-    last = evals.sort_values("step").groupby("run_id").tail(1)
-    flops = last["run_id"].map(table.frame.set_index("run_id")[flops_col])
-    return np.asarray(flops, float), np.asarray(last["value"], float)
 
 
 def _arm(args: argparse.Namespace, table: Table | None, store: str | None) -> Arm | None:
