@@ -27,8 +27,9 @@ from slscale.sweep.io import load_grid, save_grid
 from slscale.sweep.plan import PlanRow, architecture, param_counts, plan_run
 
 SPEC_FIELDS = {f.name for f in dataclasses.fields(RunSpec)}
-CELL_FIELDS = ("size", "tokens", "arch")
-"""Spec fields each new cell sets itself (never taken from the arm's runs)."""
+CELL_FIELDS = ("size", "tokens", "arch", "branch", "branch_tokens")
+"""Spec fields each new cell sets itself (never taken from the arm's runs): its shape, its
+budget, and its place in a WSD ladder (new cells are independent runs)."""
 SAME_CELL_DEX = 0.005
 """Candidates within this many decades of a done run in both N and D count as done."""
 
