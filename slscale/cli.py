@@ -36,7 +36,7 @@ COMMANDS = {
     "status": "slscale.store.commands",
     "export": "slscale.store.commands",
     "fit": "slscale.fitting.commands",
-    "world": "slscale.models.world_commands",
+    "world": "slscale.models.world.commands",
     "data": "slscale.models.data.commands",
     "sweep": "slscale.sweep.sweep_commands",
     "tune": "slscale.sweep.sweep_commands",

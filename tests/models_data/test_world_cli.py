@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from slscale.errors import ConfigError
-from slscale.models import world_commands
+from slscale.models.world import commands as world_commands
 from slscale.models.build import build_model
 from slscale.models.data.factory import make_batch_source
 from slscale.models.world.pretrain import PretrainSettings, lr_at
