@@ -44,7 +44,12 @@ from slscale.fitting.optimise import hoffmann_grid, lbfgs_multistart, multistart
 from slscale.fitting.powerlaw import resample_counts
 from slscale.fitting.threads import single_threaded_blas
 
-DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "chinchilla_epoch_svg_extracted.csv"
+DATA = (
+    Path(__file__).resolve().parents[1]
+    / "tests"
+    / "public_data"
+    / "chinchilla_epoch_svg_extracted.csv"
+)
 DELTA = 1e-3
 
 
@@ -166,7 +171,7 @@ def run(args: argparse.Namespace) -> list[tuple[str, str, str, str]]:
 
 
 def approach2_table() -> list[tuple[str, ...]]:
-    """Approach 2 per experiment of Czech et al.'s collection (tests/data)."""
+    """Approach 2 per experiment of Czech et al.'s collection (tests/public_data)."""
     frame = pd.read_csv(DATA.with_name("isoflops_open_athena.csv"))
     rows = []
     for name, group in frame[~frame["outlier"]].groupby("experiment"):

@@ -59,7 +59,10 @@ PER_DECADE = 8
 BELOW_DEX = 1.0
 """The 'open region' variant lets cells go one decade below the smallest N and D done."""
 CHINCHILLA = (
-    Path(__file__).resolve().parents[1] / "tests" / "data" / ("chinchilla_epoch_svg_extracted.csv")
+    Path(__file__).resolve().parents[1]
+    / "tests"
+    / "public_data"
+    / ("chinchilla_epoch_svg_extracted.csv")
 )
 
 

@@ -1,4 +1,4 @@
-"""Fixtures of the fitting tests: public data (tests/data) and synthetic scaling laws."""
+"""Fixtures of the fitting tests: public data (tests/public_data) and synthetic scaling laws."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from slscale import cli
 from slscale.fitting.laws import parametric_loss
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[1] / "public_data"
 
 
 @pytest.fixture(scope="session")

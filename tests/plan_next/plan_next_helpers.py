@@ -13,7 +13,7 @@ from slscale.spec import RunState
 from slscale.store import EvalResult, open_store
 from slscale.sweep.plan import param_counts
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[1] / "public_data"
 CHINCHILLA = DATA / "chinchilla_epoch_svg_extracted.csv"
 TEXTLESS = {"E": 1.73, "A": 13.9, "B": 39.8, "alpha": 0.25, "beta": 0.24}
 """Cuervo & Marxer (2024) Table 5."""
