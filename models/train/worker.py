@@ -10,7 +10,9 @@ saves a checkpoint at each of its branch points (its last step included) and a b
 from one (:mod:`~slscale.models.train.branch`). Outcomes: SUCCEEDED
 (budget consumed, model exported), PREEMPTED (SIGTERM/SIGINT: a checkpoint
 is written at the end of the current step and the run can be resumed), FAILED (diverged:
-NaN/inf loss or a loss above ``max_loss``; or an exception, which is re-raised). An attempt of
+NaN/inf loss or a loss above ``max_loss``; or an exception, which is re-raised). A branch
+started before its trunk checkpointed its branch point raises :class:`TrunkNotReady` and
+writes nothing: it has not failed, it waits. An attempt of
 a sweep (``config.attempt``) that finds a newer attempt owning its run folder raises
 :class:`~slscale.fence.Superseded` before its next write and writes nothing more.
 """
@@ -29,6 +31,7 @@ from typing import Any
 
 from slscale import fence
 from slscale.errors import ConfigError
+from slscale.models.train.branch import TrunkNotReady
 from slscale.models.train.config import TrainJob
 from slscale.models.train.distributed import init_distributed
 from slscale.models.train.loop import WorkerLoop
@@ -128,6 +131,9 @@ class _Driver:
             return self._finish(state, error)
         except fence.Superseded:
             self.reporter.abandon()  # the run's state and rows are the newer attempt's
+            raise
+        except TrunkNotReady:  # nothing trained yet: the branch waits, it has not failed
+            self.reporter.abandon()
             raise
         except BaseException as exc:
             self.reporter.finish(RunState.FAILED, f"{exc.__class__.__name__}: {exc}", None)

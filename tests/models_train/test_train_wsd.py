@@ -121,6 +121,7 @@ def test_a_branch_waits_for_its_trunks_checkpoint(dist: Any, tmp_path: Path) -> 
     with pytest.raises(TrunkNotReady, match=r"branch early: its trunk trunk has no checkpoint "):
         train_worker(early)
     assert TrunkNotReady.retryable
+    assert not (tmp_path / "runs" / "early" / "result.json").exists()  # it waits, not FAILED
 
 
 def test_a_branch_refuses_a_trunk_of_another_recipe(
