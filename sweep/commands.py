@@ -154,12 +154,18 @@ def format_totals(t: dict[str, float]) -> str:
 
 
 def format_ladders(t: dict[str, float]) -> str:
+    """The ladders' line of ``grid plan`` and ``sweep status`` (:func:`plan.ladder_totals`)."""
     trained, alone = t["flops_6nd_trained"], t["flops_6nd_independent"]
+    trunks, branches = int(t["trunks"]), int(t["branches"])
     return (
-        f"WSD ladders: {int(t['trunks'])} trunks and {int(t['branches'])} branches train "
-        f"{trained:.3g} FLOPs (6ND); independent runs of the same {int(t['branches'])} cells "
+        f"WSD ladders: {_count(trunks, 'trunk')} and {_count(branches, 'branch')} train "
+        f"{trained:.3g} FLOPs (6ND); independent runs of the same {branches} cells "
         f"would train {alone:.3g} ({trained / alone:.2f}×)"
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}{'es' if noun.endswith('ch') else 's'}"
 
 
 def cluster_makespan(

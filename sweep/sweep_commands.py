@@ -405,10 +405,39 @@ def format_report(report: Any) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """The store's status table (``slscale status``)."""
+    """The store's status table (``slscale status``); with WSD ladders in the store, their
+    total trained compute against independent runs of the same cells."""
     from slscale.store.commands import cmd_status as store_status
 
-    return store_status(args)
+    code = store_status(args)
+    if code == 0 and not args.json:
+        line = ladder_line(args)
+        if line is not None:
+            print(line)
+    return code
+
+
+def ladder_line(args: argparse.Namespace) -> str | None:
+    """:func:`~slscale.sweep.commands.format_ladders` of the ladders registered in the store
+    (None without ladders); a spec that no longer parses is left out."""
+    from slscale.errors import ConfigError
+    from slscale.spec import spec_from_dict
+    from slscale.store import open_store, resolve_store_target
+    from slscale.sweep import plan as plan_mod
+    from slscale.sweep.commands import format_ladders
+
+    with open_store(resolve_store_target(args.store, args.workdir)) as store:
+        records = store.list_runs()
+    if not any(r.spec.get("branch") for r in records):
+        return None
+    specs = []
+    for record in records:
+        try:
+            specs.append(spec_from_dict(record.spec))
+        except (ConfigError, TypeError, ValueError):
+            continue
+    totals = plan_mod.ladder_totals(plan_mod.plan(specs))
+    return None if totals is None else format_ladders(totals)
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:

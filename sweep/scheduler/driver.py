@@ -61,6 +61,7 @@ from slscale.sweep.scheduler.api import (
     SweepReport,
 )
 from slscale.sweep.scheduler.backend import Attempt
+from slscale.sweep.scheduler.ladders import TRUNK_NOT_READY, BranchGate, branch_point, trunks_first
 from slscale.sweep.scheduler.leases import is_dead_owner, owner_name
 from slscale.sweep.scheduler.policy import (
     NodePool,
@@ -141,6 +142,10 @@ class Driver:
         """Runs that resume from a checkpoint, and since when they wait (monotonic)."""
         self._unplaced: dict[str, tuple[int, float]] = {}
         """Runs whose last attempt could not be placed: its width, and when it gave up."""
+        self._gate = BranchGate({})
+        """WSD ladders' branches, held until their trunks' checkpoints exist."""
+        self._held: set[str] = set()
+        """Branches this driver has reported waiting for their trunks."""
 
     # ------------------------------------------------------------------ the loop
 
@@ -168,7 +173,10 @@ class Driver:
     def _setup(self, requests: Sequence[RunRequest]) -> None:
         self.requests = {r.run_id: r for r in requests}
         size = {r.run_id: r.work for r in requests}
+        points = {r.run_id: branch_point(r.spec, self.options.workdir) for r in requests}
+        self._gate = BranchGate({k: p for k, p in points.items() if p is not None})
         self.queue = order_runs(list(self.requests), size.__getitem__, self.options.order)
+        self.queue = trunks_first(self.queue, self._gate.parent)
         self._rank = {run_id: i for i, run_id in enumerate(self.queue)}
         self._pool = NodePool(self.backend.nodes())
         for record in self.store.list_runs(RESUMABLE):
@@ -209,6 +217,7 @@ class Driver:
             return
         now = time.monotonic()
         ready = [r for r in self.queue if self._not_before.get(r, 0.0) <= now]
+        ready = [r for r in ready if self._branch_ready(r)]
         if any(self.requests[r].narrower and r in self._resumable_since for r in ready):
             self._refresh_nodes()  # it may narrow: on the cluster as it is now
         picked = pick_widest(ready, self._choices, self._pool, slots)
@@ -221,6 +230,43 @@ class Driver:
                 raise
             if not started:
                 self._pool.release(placement, res)
+
+    def _branch_ready(self, run_id: str) -> bool:
+        """Whether a queued run may start as far as its WSD trunk goes: a branch waits until
+        its trunk's checkpoint at the branch point is complete, and is FAILED once the trunk
+        can no longer write it (see :mod:`~slscale.sweep.scheduler.ladders`)."""
+        parent = self._gate.parent(run_id)
+        if parent is None:
+            return True
+        point = self._gate.points[run_id]
+        if self._gate.ready(run_id):
+            if run_id in self._held:
+                self._held.discard(run_id)
+                self._event(run_id, f"its trunk {parent} checkpointed step {point.step}")
+            return True
+        launched = parent in self.requests and parent not in self.final
+        trunk = None if launched else self.store.get_run(parent)
+        reason = self._gate.blocked(run_id, trunk, launched, self.final.get(parent))
+        if reason is not None:
+            self._fail_unstarted(run_id, reason)
+        elif run_id not in self._held:
+            self._held.add(run_id)
+            self._event(run_id, f"waits for its trunk {parent} to checkpoint step {point.step}")
+        return False
+
+    def _fail_unstarted(self, run_id: str, reason: str) -> None:
+        """FAIL a queued run that can never start (no attempt: it never ran)."""
+        record = self._claim(run_id)
+        if record is None:
+            return
+        try:
+            if record.state in FINISHED:
+                self._finished_elsewhere(run_id, record.state)
+                return
+            self._fail(run_id, f"{reason}\n{NOT_RETRIED}")
+            self.queue.remove(run_id)
+        finally:
+            self.store.release(run_id, self.owner)
 
     def _choices(self, run_id: str) -> tuple[Resources, ...]:
         """What the run may start on now: its planned resources; once it has waited
@@ -383,6 +429,8 @@ class Driver:
             self._event(run_id, f"SUCCEEDED in {time.monotonic() - flight.started:.1f} s")
         elif outcome.kind in (oc.Kind.PREEMPTED, oc.Kind.CANCELLED):
             self._retry(flight, outcome, "preemptions", self.options.max_preemptions)
+        elif outcome.kind is oc.Kind.ERROR and TRUNK_NOT_READY in (outcome.error or ""):
+            self._wait_for_trunk(flight, outcome)
         elif outcome.kind is oc.Kind.ERROR:
             self._retry(flight, outcome, "failures", self.options.max_retries)
         else:  # FATAL: the user's input must change first; running it again cannot help
@@ -406,6 +454,16 @@ class Driver:
         else:
             self._resumable_since[run_id] = now
             self._unplaced.pop(run_id, None)
+        self._requeue(run_id)
+
+    def _wait_for_trunk(self, flight: Flight, outcome: oc.Outcome) -> None:
+        """A branch that found its trunk's checkpoint missing or incomplete (removed after the
+        driver saw it): back to the queue, PENDING, until the checkpoint is there; no retry is
+        spent."""
+        run_id = flight.request.run_id
+        self.store.set_state(run_id, RunState.PENDING, expected=RETRYABLE, error=outcome.error)
+        self._gate.forget(run_id)
+        self._event(run_id, f"PENDING ({outcome.error}); waits for its trunk")
         self._requeue(run_id)
 
     def _fail(self, run_id: str, error: str) -> None:

@@ -179,3 +179,43 @@ class LosesDataOnFirstAttempt:
 
 def _connection_reset(shard: int, num_shards: int) -> Any:
     raise ConnectionResetError(104, "Connection reset by peer (the data's file server)")
+
+
+def write_ladder(path: Path, steps: list[int], name: str = "ladder") -> Path:
+    """A WSD ladder of one tiny size: a trunk and a decay branch (f = 0.2) per budget of
+    ``steps`` optimizer steps."""
+    grid = {
+        "name": name,
+        "base": {
+            "family": "llama",
+            "modality": "textless",
+            "size": "mini-25k",
+            "units_only_vocab": True,
+            "recipe": {
+                "global_batch_size": 4,
+                "context_length": 32,
+                "lr": 3e-3,
+                "lr_min": 3e-4,
+                "warmup_fraction": 0.05,
+            },
+        },
+        "generators": [
+            {"wsd_ladder": {"sizes": ["mini-25k"], "tokens": [n * TOKENS_PER_STEP for n in steps]}}
+        ],
+    }
+    path.write_text(yaml.safe_dump(grid))
+    return path
+
+
+class TrunkLosesData:
+    """A job builder training as :class:`~slscale.sweep.scheduler.runners.MarkovJob` does,
+    except that a WSD trunk's training data fails with a connection reset at every attempt
+    (a transient error that never clears: the trunk is FAILED once its retries are spent)."""
+
+    def __call__(self, spec: Any, **runtime: Any) -> Any:
+        import dataclasses
+
+        from slscale.sweep.scheduler.runners import MarkovJob
+
+        job = MarkovJob()(spec, **runtime)
+        return dataclasses.replace(job, train_data=_connection_reset) if spec.is_trunk else job
