@@ -144,8 +144,20 @@ def _loss_points(args: argparse.Namespace, rows: inputs.Rows) -> inputs.LossPoin
 
 
 def _approach3(args: argparse.Namespace, rows: inputs.Rows) -> tuple[FitResult, list[str]]:
-    p = _loss_points(args, rows)
     fit = ParametricLossFit(huber_delta=args.huber_delta, **_common(args))
+    return _fit_losses(fit, args, rows)
+
+
+def _approach2(args: argparse.Namespace, rows: inputs.Rows) -> tuple[FitResult, list[str]]:
+    with warnings.catch_warnings():  # printed with the result's table instead
+        warnings.simplefilter("ignore", SamplingWarning)
+        return _fit_losses(IsoFlopFit(**_common(args)), args, rows)
+
+
+def _fit_losses(
+    fit: ParametricLossFit | IsoFlopFit, args: argparse.Namespace, rows: inputs.Rows
+) -> tuple[FitResult, list[str]]:
+    p = _loss_points(args, rows)
     fit.fit(
         p.n,
         p.tokens,
@@ -155,23 +167,6 @@ def _approach3(args: argparse.Namespace, rows: inputs.Rows) -> tuple[FitResult, 
         conventions=p.conventions,
         label=args.label,
     )
-    return fit.result_, p.notes
-
-
-def _approach2(args: argparse.Namespace, rows: inputs.Rows) -> tuple[FitResult, list[str]]:
-    p = _loss_points(args, rows)
-    fit = IsoFlopFit(**_common(args))
-    with warnings.catch_warnings():  # printed with the result's table instead
-        warnings.simplefilter("ignore", SamplingWarning)
-        fit.fit(
-            p.n,
-            p.tokens,
-            p.loss,
-            flops=p.flops,
-            budget=p.budget,
-            conventions=p.conventions,
-            label=args.label,
-        )
     return fit.result_, p.notes
 
 
