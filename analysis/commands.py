@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from slscale.fitting.sources import WHERE_MATCHING
+from slscale.fitting.sources import add_where
 
 if TYPE_CHECKING:
     from slscale.analysis.figures import Outcome
@@ -33,13 +33,10 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--out", required=True, metavar="FIGDIR", help="folder for figures and tables")
     p.add_argument("--format", default="pdf,png", help="comma-separated: pdf, png, svg (pdf,png)")
     p.add_argument("--fits", metavar="DIR", help="draw from fits saved earlier instead of fitting")
-    p.add_argument(
-        "--where",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="fit scaling laws only to runs whose column KEY equals VALUE (repeatable); "
-        f"tables and the TextLM-family figure use every run; {WHERE_MATCHING}",
+    add_where(
+        p,
+        "fit scaling laws only to runs whose column KEY equals VALUE; tables and the "
+        "TextLM-family figure use every run",
     )
     p.add_argument(
         "--include-trunks",

@@ -52,13 +52,7 @@ def _arguments(p: argparse.ArgumentParser, method: str) -> None:
     src.add_argument("--csv", help="read rows from this CSV file instead of the store")
     src.add_argument("--workdir", help="the study's folder (its store: <workdir>/results.db)")
     src.add_argument("--store", help="store path or URL (default: $SLSCALE_STORE or the workdir's)")
-    src.add_argument(
-        "--where",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help=f"keep rows whose column KEY equals VALUE (repeatable; {sources.WHERE_MATCHING})",
-    )
+    sources.add_where(src, "keep rows whose column KEY equals VALUE")
     src.add_argument(
         "--include-trunks",
         action="store_true",

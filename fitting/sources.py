@@ -51,6 +51,18 @@ WHERE_MATCHING = "numbers match within 1e-9 relative, true/false in any case, te
 """How ``--where`` compares, for the commands' help."""
 
 
+def add_where(parser: Any, keeps: str) -> None:
+    """The repeatable ``--where KEY=VALUE`` option of every command that selects runs;
+    ``keeps`` says what it keeps (the start of its help)."""
+    parser.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"{keeps} (repeatable; {WHERE_MATCHING})",
+    )
+
+
 def select(frame: pd.DataFrame, filters: Sequence[str], *, source: str, rows: str) -> pd.DataFrame:
     """The rows of ``frame`` that match every ``KEY=VALUE`` filter: the one meaning of
     ``--where`` for every command. A number matches within a relative 1e-9 (a value read back

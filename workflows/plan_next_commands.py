@@ -120,14 +120,7 @@ def _data_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--workdir", help="the study's folder (its store: <workdir>/results.db)")
     src.add_argument("--store", help="store path or URL (default: $SLSCALE_STORE or workdir's)")
     src.add_argument("--fit", help="a saved Approach-3 FitResult JSON instead of rows")
-    src.add_argument(
-        "--where",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="keep rows (and base-grid runs) whose KEY equals VALUE (repeatable; "
-        f"{sources.WHERE_MATCHING})",
-    )
+    sources.add_where(src, "keep rows (and base-grid runs) whose KEY equals VALUE")
     cols = p.add_argument_group("columns")
     cols.add_argument("--params-col", default="n_params", help="N (default n_params: total)")
     cols.add_argument("--tokens-col", help="D (default tokens; store: the run summary's tokens)")
