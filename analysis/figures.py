@@ -76,7 +76,8 @@ def margin_figure(study: Study, fits: StudyFits) -> Figure:
 
 
 def isoflop_figure(study: Study, fits: StudyFits) -> Figure:
-    return plot_loss.isoflop_curves(_fits_or_reason(fits, "approach2", "IsoFLOP profile"))
+    fitted = _fits_or_reason(fits, "approach2", "IsoFLOP profile")
+    return plot_loss.isoflop_curves(fitted, ladder_branches(study))
 
 
 def curves_figure(study: Study, fits: StudyFits) -> Figure:
@@ -104,7 +105,19 @@ def isoloss_figure(study: Study, fits: StudyFits) -> Figure:
 
 def prediction_figure(study: Study, fits: StudyFits) -> Figure:
     laws = _fits_or_reason(fits, "approach3", "Approach 3 law")
-    return plot_loss.predicted_vs_observed(laws)
+    return plot_loss.predicted_vs_observed(laws, ladder_branches(study))
+
+
+def ladder_branches(study: Study) -> dict[str, pd.DataFrame]:
+    """Arm -> the scaling runs that are WSD ladder branches (n_params, tokens, loss), for the
+    figures to mark them apart from independent runs."""
+    runs = study.scaling_runs()
+    if "branch.parent" not in runs.columns:
+        return {}
+    branches = runs[runs["branch.parent"].notna()]
+    return {
+        str(arm): group[["n_params", "tokens", "loss"]] for arm, group in branches.groupby("arm")
+    }
 
 
 def families_figure(study: Study, fits: StudyFits) -> Figure:

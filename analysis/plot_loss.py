@@ -5,6 +5,11 @@ budget's parabola and its minimum); training curves Chinchilla Fig. 2 (every run
 against FLOPs, coloured by N, with the Approach-1 minimum-loss envelope). Everything drawn
 is read from FitResults (points, per-budget optima and curvatures, envelope, the
 leave-largest-budget-out predictions) or from the stored curves; nothing is fitted here.
+
+Points that are WSD ladder branches (decays branched off a shared trunk) are drawn with
+:data:`LADDER_MARKER` rather than a dot, and the legend says which is which: given ``ladder``
+(arm -> the branches' ``n_params``, ``tokens``, ``loss``), a fit's point is a branch when all
+three match one of them.
 """
 
 from __future__ import annotations
@@ -35,6 +40,15 @@ from slscale.analysis.style import (
 from slscale.fitting.results import FitResult
 
 _MARGIN_DEX = 0.2
+LADDER_MARKER = "^"
+"""Marker of WSD ladder branches in the IsoFLOP and predicted-vs-observed figures."""
+LADDER_LABEL = "WSD ladder branch"
+LADDER_GID = "wsd-ladder"
+"""Group id (``gid``) of the scatter of ladder branches (kept in SVG output)."""
+INDEPENDENT_LABEL = "independent run"
+
+Ladder = Mapping[str, pd.DataFrame]
+"""Arm -> its WSD ladder branches (columns n_params, tokens, loss)."""
 
 
 Color = tuple[float, float, float, float]
@@ -45,35 +59,77 @@ def _sequential(norm: Normalize, value: float) -> Color:
 
 
 # -- IsoFLOP profiles -----------------------------------------------------------------------
-def isoflop_curves(fits: Mapping[str, FitResult]) -> Figure:
+def ladder_mask(fit: FitResult, branches: pd.DataFrame | None) -> np.ndarray:
+    """Which of the fit's points are WSD ladder branches (their N, D and loss match one)."""
+    n = np.asarray(fit.data["n_params"], np.float64)
+    if branches is None or branches.empty:
+        return np.zeros(n.shape, bool)
+    d = np.asarray(fit.data["tokens"], np.float64)
+    loss = np.asarray(fit.data["loss"], np.float64)
+    mask = np.zeros(n.shape, bool)
+    for point in branches[["n_params", "tokens", "loss"]].to_numpy(np.float64):
+        same = [
+            np.isclose(x, v, rtol=1e-9, atol=0) for x, v in zip((n, d, loss), point, strict=True)
+        ]
+        mask |= same[0] & same[1] & same[2]
+    return mask
+
+
+def _design_handles(color: str = "0.35") -> list[Line2D]:
+    """Legend entries telling ladder branches from independent runs."""
+    return [
+        Line2D(
+            [], [], color=color, marker="o", markersize=3.5, linestyle="", label=INDEPENDENT_LABEL
+        ),
+        Line2D(
+            [],
+            [],
+            color=color,
+            marker=LADDER_MARKER,
+            markersize=4,
+            linestyle="",
+            label=LADDER_LABEL,
+        ),
+    ]
+
+
+def isoflop_curves(fits: Mapping[str, FitResult], ladder: Ladder | None = None) -> Figure:
     """One panel per arm: final loss against N per budget, parabolas and their minima.
 
-    ``fits``: arm -> Approach 2 FitResult (budgets' ``curvature_n`` draw the parabolas).
+    ``fits``: arm -> Approach 2 FitResult (budgets' ``curvature_n`` draw the parabolas);
+    ``ladder``: arm -> its WSD ladder branches, drawn with :data:`LADDER_MARKER`.
     """
     with paper_style():
         fig, axes = new_figure(len(fits))
         for ax, (arm, fit) in zip(axes, fits.items(), strict=True):
-            _isoflop_panel(ax, arm, fit)
+            _isoflop_panel(ax, arm, fit, (ladder or {}).get(arm))
     return fig
 
 
-def _isoflop_panel(ax: Axes, arm: str, fit: FitResult) -> None:
+def _isoflop_panel(ax: Axes, arm: str, fit: FitResult, branches: pd.DataFrame | None) -> None:
     n = np.asarray(fit.data["n_params"], np.float64)
     loss = np.asarray(fit.data["loss"], np.float64)
     budget = np.asarray(fit.data["budget"], np.float64)
+    on_ladder = ladder_mask(fit, branches)
     rows = list(fit.details.get("budgets", []))
     norm = log_norm([r["budget"] for r in rows] or budget)
     for row in rows:
         color = _sequential(norm, row["budget"])
         mine = np.isclose(budget, row["budget"], rtol=1e-9)
-        ax.scatter(
-            n[mine],
-            loss[mine],
-            s=10,
-            color=color,
-            zorder=3,
-            label=f"$C$ = {format_power(row['budget'])}",
-        )
+        label = f"$C$ = {format_power(row['budget'])}"
+        for marker, points in (("o", mine & ~on_ladder), (LADDER_MARKER, mine & on_ladder)):
+            if points.any():
+                ax.scatter(
+                    n[points],
+                    loss[points],
+                    s=10,
+                    marker=marker,
+                    color=color,
+                    zorder=3,
+                    label=label,
+                    gid=LADDER_GID if marker == LADDER_MARKER else None,
+                )
+                label = "_"  # one legend entry per budget
         if row.get("used") and np.isfinite(row.get("curvature_n", np.nan)):
             _parabola(ax, row, n[mine], color)
     ax.set_xlim(n.min() / 10**_MARGIN_DEX, n.max() * 10**_MARGIN_DEX)  # wide CIs run off
@@ -81,7 +137,10 @@ def _isoflop_panel(ax: Axes, arm: str, fit: FitResult) -> None:
     log_axis(ax, "x", "count")
     ax.set_xlabel("Parameters $N$")
     ax.set_ylabel("Final loss")
-    ax.legend(loc="upper right", handletextpad=0.2, borderaxespad=0.3)
+    handles, _ = ax.get_legend_handles_labels()
+    if on_ladder.any():
+        handles += _design_handles()
+    ax.legend(handles=handles, loc="upper right", handletextpad=0.2, borderaxespad=0.3)
 
 
 def _parabola(ax: Axes, row: Mapping[str, Any], sizes: np.ndarray, color: Color) -> None:
@@ -170,14 +229,21 @@ def log_ticks(ax: Axes) -> None:
 
 
 # -- predicted vs observed ------------------------------------------------------------------
-def predicted_vs_observed(fits: Mapping[str, FitResult]) -> Figure:
+def predicted_vs_observed(fits: Mapping[str, FitResult], ladder: Ladder | None = None) -> Figure:
     """Approach 3's predicted against observed final loss, per arm; the largest budget,
-    predicted by a fit that never saw it (leave-largest-budget-out), highlighted."""
+    predicted by a fit that never saw it (leave-largest-budget-out), highlighted; WSD
+    ladder branches (``ladder``: arm -> its branches) drawn with :data:`LADDER_MARKER`."""
     with paper_style():
         fig, (ax,) = new_figure(1, height_in=3.4)
         handles = []
+        any_ladder = False
         for k, (arm, fit) in enumerate(fits.items()):
-            handles += _prediction_points(ax, arm, fit, MARKERS[k % len(MARKERS)], list(fits))
+            on_ladder = ladder_mask(fit, (ladder or {}).get(arm))
+            any_ladder |= bool(on_ladder.any())
+            marker = MARKERS[k % len(MARKERS)]
+            handles += _prediction_points(ax, arm, fit, marker, list(fits), on_ladder)
+        if any_ladder:
+            handles.append(_design_handles()[1])
         low, high = _square_limits(ax)
         ax.plot([low, high], [low, high], color="0.4", linewidth=0.7, zorder=1)
         ax.set_xlim(low, high)
@@ -190,21 +256,25 @@ def predicted_vs_observed(fits: Mapping[str, FitResult]) -> Figure:
 
 
 def _prediction_points(
-    ax: Axes, arm: str, fit: FitResult, marker: str, arms: list[str]
+    ax: Axes, arm: str, fit: FitResult, marker: str, arms: list[str], on_ladder: np.ndarray
 ) -> list[Line2D]:
     color = arm_color(arm, arms)
     n, d = (np.asarray(fit.data[k], np.float64) for k in ("n_params", "tokens"))
     observed = np.asarray(fit.data["loss"], np.float64)
-    ax.scatter(
-        observed,
-        fit.predict_loss(n, d),
-        s=9,
-        color=color,
-        marker=marker,
-        alpha=0.8,
-        linewidths=0,
-        zorder=2,
-    )
+    predicted = fit.predict_loss(n, d)
+    for shape, points in ((marker, ~on_ladder), (LADDER_MARKER, on_ladder)):
+        if points.any():
+            ax.scatter(
+                observed[points],
+                predicted[points],
+                s=9,
+                color=color,
+                marker=shape,
+                alpha=0.8,
+                linewidths=0,
+                zorder=2,
+                gid=LADDER_GID if shape == LADDER_MARKER else None,
+            )
     handles = [Line2D([], [], color=color, marker=marker, linestyle="", label=f"{arm} (in-sample)")]
     held = fit.extrapolation or {}
     if "predicted" in held:
