@@ -32,7 +32,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 # of the command being run is imported, so start-up never pays for torch, ray or scipy that
 # another stage needs; ``slscale --help`` imports them all.
 COMMANDS = {
-    "grid": "slscale.sweep.commands",
+    "grid": "slscale.sweep.grid_commands",
     "status": "slscale.store.commands",
     "export": "slscale.store.commands",
     "fit": "slscale.fitting.commands",

@@ -6,6 +6,6 @@
   GPU-hours, ZeRO stage and worker counts per run.
 * :mod:`.scheduler`, :mod:`.launch` — the Ray driver: leases, retries by cause, preemption,
   elastic resume; :mod:`.tune` — Optuna learning-rate search; :mod:`.slurm` — sbatch scripts.
-* CLI: ``slscale grid`` (:mod:`.commands`), ``slscale sweep`` and ``tune``
+* CLI: ``slscale grid`` (:mod:`.grid_commands`), ``slscale sweep`` and ``tune``
   (:mod:`.sweep_commands`).
 """

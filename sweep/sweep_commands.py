@@ -418,13 +418,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def ladder_line(args: argparse.Namespace) -> str | None:
-    """:func:`~slscale.sweep.commands.format_ladders` of the ladders registered in the store
+    """:func:`~slscale.sweep.grid_commands.format_ladders` of the ladders registered in the store
     (None without ladders); a spec that no longer parses is left out."""
     from slscale.errors import ConfigError
     from slscale.spec import spec_from_dict
     from slscale.store import open_store, resolve_store_target
     from slscale.sweep import plan as plan_mod
-    from slscale.sweep.commands import format_ladders
+    from slscale.sweep.grid_commands import format_ladders
 
     with open_store(resolve_store_target(args.store, args.workdir)) as store:
         records = store.list_runs()
