@@ -429,7 +429,7 @@ class Driver:
             self._event(run_id, f"SUCCEEDED in {time.monotonic() - flight.started:.1f} s")
         elif outcome.kind in (oc.Kind.PREEMPTED, oc.Kind.CANCELLED):
             self._retry(flight, outcome, "preemptions", self.options.max_preemptions)
-        elif outcome.kind is oc.Kind.ERROR and TRUNK_NOT_READY in (outcome.error or ""):
+        elif outcome.kind is oc.Kind.ERROR and self._trunk_not_ready(run_id, outcome):
             self._wait_for_trunk(flight, outcome)
         elif outcome.kind is oc.Kind.ERROR:
             self._retry(flight, outcome, "failures", self.options.max_retries)
@@ -456,6 +456,10 @@ class Driver:
             self._unplaced.pop(run_id, None)
         self._requeue(run_id)
 
+    def _trunk_not_ready(self, run_id: str, outcome: oc.Outcome) -> bool:
+        """Whether a branch's attempt ended on finding its trunk's checkpoint not there."""
+        return self._gate.parent(run_id) is not None and TRUNK_NOT_READY in (outcome.error or "")
+
     def _wait_for_trunk(self, flight: Flight, outcome: oc.Outcome) -> None:
         """A branch that found its trunk's checkpoint missing or incomplete (removed after the
         driver saw it): back to the queue, PENDING, until the checkpoint is there; no retry is
@@ -464,7 +468,7 @@ class Driver:
         self.store.set_state(run_id, RunState.PENDING, expected=RETRYABLE, error=outcome.error)
         self._gate.forget(run_id)
         self._event(run_id, f"PENDING ({outcome.error}); waits for its trunk")
-        self._requeue(run_id)
+        self._requeue(run_id, wait=self.options.lease_seconds / 4)  # a file system catching up
 
     def _fail(self, run_id: str, error: str) -> None:
         self.store.set_state(run_id, RunState.FAILED, expected=RETRYABLE, error=error)
