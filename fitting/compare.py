@@ -109,10 +109,12 @@ class _Pairs:
         return self.combine(f, lambda x, y: x / y)
 
     def combine(self, f: Callable[[Params], Any], op: Callable[[Any, Any], Any]) -> Estimate:
-        value = op(f(self.params[0]), f(self.params[1]))
-        if self.draws is None:
-            return self._wrap(value, None)
+        """``op`` of the two arms' ``f``; a ratio over a zero is ±inf or NaN, not an error (an
+        arm whose exponent sits at its bound 0 has no finite ratio)."""
         with np.errstate(all="ignore"):
+            value = op(np.float64(f(self.params[0])), np.float64(f(self.params[1])))
+            if self.draws is None:
+                return self._wrap(value, None)
             return self._wrap(value, op(f(self.draws[0]), f(self.draws[1])))
 
     def _wrap(self, value: Any, draws: Any) -> Estimate:

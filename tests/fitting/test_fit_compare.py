@@ -77,3 +77,14 @@ def test_mismatched_or_unreachable_targets():
         compare_arms(metric, loss)
     with pytest.raises(ConfigError, match="never reached"):
         compare_arms(loss, load_reference("text_muennighoff2023"), target=1.5)  # below E
+
+
+def test_an_arm_that_does_not_scale_gives_an_unbounded_ratio_not_an_error():
+    """Equal best scores at every budget fit b = 0 exactly; the ratio of exponents over it has
+    no finite value, and the comparison still reports the rest."""
+    flops = np.logspace(12, 13, 3)
+    flat = MetricPowerLaw(random_state=0, n_bootstrap=100).fit(flops, [0.521] * 3).result_
+    assert flat.params["b"] == 0.0
+    cmp = compare_arms(_metric_fit(0.19, 0.026, 0), flat)
+    assert cmp.exponent_ratio.value == np.inf
+    assert cmp.exponents[1].value == 0.0 and cmp.exponents[0].value == pytest.approx(0.026, 0.1)
