@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from slscale.errors import ConfigError
-from slscale.models.world import commands as world_commands
 from slscale.models.build import build_model
 from slscale.models.data.factory import make_batch_source
+from slscale.models.world import commands as world_commands
 from slscale.models.world.pretrain import PretrainSettings, lr_at
 from slscale.spec import DataMix, Modality, RunSpec
 
