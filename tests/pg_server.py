@@ -30,7 +30,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+from ci_env import missing
 
 SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
 MISSING_REASON = (
@@ -60,11 +60,8 @@ def require_pg_server() -> None:
     """Skip the calling test when the server binaries are missing, except under CI
     (``CI=true``, as .ci/run sets), where the PostgreSQL half of the store tests must run:
     there a missing server fails the test instead of skipping it silently."""
-    if find_pg_bindir() is not None:
-        return
-    if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
-        pytest.fail(f"CI=true but {MISSING_REASON}", pytrace=False)
-    pytest.skip(MISSING_REASON)
+    if find_pg_bindir() is None:
+        missing(MISSING_REASON)
 
 
 def free_port() -> int:

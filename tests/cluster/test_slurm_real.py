@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from cluster_helpers import node_env, placements, stored_steps, uninterrupted_curve
-from slurm_cluster import MISSING_REASON, SlurmCluster, slurm_available, slurm_cluster
+from slurm_cluster import SlurmCluster, require_slurm, slurm_cluster
 from sweep_run_helpers import curve, executions, records, specs_of, wait_for, write_grid
 
 from slscale.identity import run_id
@@ -32,8 +32,7 @@ JOB_SECONDS = 150
 
 @pytest.fixture(scope="module")
 def slurm() -> Iterator[SlurmCluster]:
-    if not slurm_available():
-        pytest.skip(MISSING_REASON)
+    require_slurm()
     with slurm_cluster(nodes=2, cpus=2) as cluster:
         yield cluster
 
