@@ -117,19 +117,9 @@ def _isoflop_panel(ax: Axes, arm: str, fit: FitResult, branches: pd.DataFrame | 
         color = _sequential(norm, row["budget"])
         mine = np.isclose(budget, row["budget"], rtol=1e-9)
         label = f"$C$ = {format_power(row['budget'])}"
-        for marker, points in (("o", mine & ~on_ladder), (LADDER_MARKER, mine & on_ladder)):
-            if points.any():
-                ax.scatter(
-                    n[points],
-                    loss[points],
-                    s=10,
-                    marker=marker,
-                    color=color,
-                    zorder=3,
-                    label=label,
-                    gid=LADDER_GID if marker == LADDER_MARKER else None,
-                )
-                label = "_"  # one legend entry per budget
+        _scatter_designs(
+            ax, n[mine], loss[mine], on_ladder[mine], "o", label=label, s=10, color=color, zorder=3
+        )
         if row.get("used") and np.isfinite(row.get("curvature_n", np.nan)):
             _parabola(ax, row, n[mine], color)
     ax.set_xlim(n.min() / 10**_MARGIN_DEX, n.max() * 10**_MARGIN_DEX)  # wide CIs run off
@@ -262,19 +252,10 @@ def _prediction_points(
     n, d = (np.asarray(fit.data[k], np.float64) for k in ("n_params", "tokens"))
     observed = np.asarray(fit.data["loss"], np.float64)
     predicted = fit.predict_loss(n, d)
-    for shape, points in ((marker, ~on_ladder), (LADDER_MARKER, on_ladder)):
-        if points.any():
-            ax.scatter(
-                observed[points],
-                predicted[points],
-                s=9,
-                color=color,
-                marker=shape,
-                alpha=0.8,
-                linewidths=0,
-                zorder=2,
-                gid=LADDER_GID if shape == LADDER_MARKER else None,
-            )
+    _scatter_designs(
+        ax, observed, predicted, on_ladder, marker, s=9, color=color, alpha=0.8, linewidths=0,
+        zorder=2,
+    )  # fmt: skip
     handles = [Line2D([], [], color=color, marker=marker, linestyle="", label=f"{arm} (in-sample)")]
     held = fit.extrapolation or {}
     if "predicted" in held:
@@ -314,3 +295,21 @@ def _square_limits(ax: Axes) -> tuple[float, float]:
     low, high = min(x0, y0), max(x1, y1)
     pad = 0.03 * (high - low)
     return low - pad, high + pad
+
+
+def _scatter_designs(
+    ax: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    on_ladder: np.ndarray,
+    marker: str,
+    label: str | None = None,
+    **style: Any,
+) -> None:
+    """Independent runs with ``marker``, WSD ladder branches with :data:`LADDER_MARKER` (and
+    :data:`LADDER_GID`); ``label`` goes on the first group drawn only."""
+    for shape, points in ((marker, ~on_ladder), (LADDER_MARKER, on_ladder)):
+        if points.any():
+            gid = LADDER_GID if shape == LADDER_MARKER else None
+            ax.scatter(x[points], y[points], marker=shape, label=label, gid=gid, **style)
+            label = "_"  # one legend entry per group of points
