@@ -151,9 +151,9 @@ def load_study(
     include_trunks: bool = False,
 ) -> Study:
     """Read a study from the store at ``target`` (a workdir, SQLite file or URL)."""
-    from slscale.store import open_store
+    from slscale.store import read_store
 
-    with open_store(target) as store:
+    with read_store(target) as store:
         runs, evals = store.runs_frame(), store.evals_frame()
         metrics = store.metrics_frame(names=[loss_name])
     return study_from_frames(

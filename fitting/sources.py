@@ -129,9 +129,9 @@ def drop_missing(table: Table, names: Sequence[str], what: str) -> tuple[Table, 
 def store_runs(target: str, include_trunks: bool = False) -> Table:
     """Succeeded runs of the store at ``target`` (one row per run, summary as columns),
     without WSD ladder trunks unless ``include_trunks`` (their rate never decayed)."""
-    from slscale.store import open_store
+    from slscale.store import read_store
 
-    with open_store(target) as store:
+    with read_store(target) as store:
         frame = store.runs_frame()
     if "state" in frame.columns:
         frame = frame[frame["state"] == "SUCCEEDED"]
@@ -151,10 +151,10 @@ def trunk_rows(frame: pd.DataFrame) -> pd.Series:
 
 def store_curves(target: str, runs: Table, loss_name: str, params_col: str) -> Table:
     """Long-format training curves (run_id, flops, tokens, loss, n_params) of ``runs``."""
-    from slscale.store import open_store
+    from slscale.store import read_store
 
     ids = runs.frame["run_id"].astype(str).tolist()
-    with open_store(target) as store:
+    with read_store(target) as store:
         metrics = store.metrics_frame(run_ids=ids, names=[loss_name])
     if metrics.empty:
         raise ConfigError(f"store {target}: no metric named {loss_name!r} for the selected runs")
@@ -165,10 +165,10 @@ def store_curves(target: str, runs: Table, loss_name: str, params_col: str) -> T
 
 def store_evals(target: str, runs: Table, benchmark: str, variant: str | None) -> Table:
     """Evaluation rows of ``runs`` for one benchmark (and variant), with tokens per step."""
-    from slscale.store import open_store
+    from slscale.store import read_store
 
     ids = runs.frame["run_id"].astype(str).tolist()
-    with open_store(target) as store:
+    with read_store(target) as store:
         evals = store.evals_frame()
         steps = store.metrics_frame(run_ids=ids)
     evals = evals[evals["run_id"].isin(ids) & (evals["benchmark"] == benchmark)]

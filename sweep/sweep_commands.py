@@ -422,11 +422,11 @@ def ladder_line(args: argparse.Namespace) -> str | None:
     (None without ladders); a spec that no longer parses is left out."""
     from slscale.errors import ConfigError
     from slscale.spec import spec_from_dict
-    from slscale.store import open_store, resolve_store_target
+    from slscale.store import read_store, resolve_store_target
     from slscale.sweep import plan as plan_mod
     from slscale.sweep.grid_commands import format_ladders
 
-    with open_store(resolve_store_target(args.store, args.workdir)) as store:
+    with read_store(resolve_store_target(args.store, args.workdir)) as store:
         records = store.list_runs()
     if not any(r.spec.get("branch") for r in records):
         return None
@@ -443,14 +443,14 @@ def ladder_line(args: argparse.Namespace) -> str | None:
 def cmd_cancel(args: argparse.Namespace) -> int:
     """Mark runs FAILED as cancelled; their drivers stop them at the next heartbeat."""
     from slscale.spec import RunState
-    from slscale.store import open_store, resolve_store_target
+    from slscale.store import read_store, resolve_store_target
     from slscale.sweep.scheduler.api import CANCELLED_KEY, CANCELLED_PREFIX, NOT_FINISHED
 
     reason = (
         f"{CANCELLED_PREFIX} by {getpass.getuser()}@{socket.gethostname()} at "
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC (slscale sweep cancel)"
     )
-    with open_store(resolve_store_target(args.store, args.workdir)) as store:
+    with read_store(resolve_store_target(args.store, args.workdir)) as store:
         known = {r.run_id: r.state for r in store.list_runs()}
         unknown = [r for r in args.run_ids if r not in known]
         if unknown:

@@ -11,9 +11,9 @@ from typing import Any
 import pandas as pd
 
 from slscale.errors import SlscaleError
-from slscale.store import open_store, resolve_store_target
+from slscale.store import read_store, resolve_store_target
 from slscale.store.export import FORMATS, export_tables
-from slscale.store.targets import ENV_VAR, mask_url, require_existing, store_url
+from slscale.store.targets import ENV_VAR, mask_url, store_url
 from slscale.trackers import add_tracker_arguments, push_study, settings_from_args
 
 EXPORT_TARGETS = ("tables", "wandb", "tensorboard")
@@ -61,8 +61,7 @@ def _store_arguments(parser: argparse.ArgumentParser) -> None:
 def cmd_status(args: argparse.Namespace) -> int:
     """Print each run's state, attempts, last loss, tokens done and error."""
     target = resolve_store_target(args.store, args.workdir)
-    require_existing(target)  # a read command never creates a study
-    with open_store(target) as store:
+    with read_store(target) as store:  # a read command never creates a study
         runs = store.list_runs()
         frame = store.progress_frame()
         workers: dict[str, list[int]] = {}
@@ -135,7 +134,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.out is None and args.workdir is None:
         raise SlscaleError("export: give --out DIR (or --workdir DIR to write <workdir>/export)")
     out = Path(args.out) if args.out else Path(args.workdir) / "export"
-    with open_store(target) as store:
+    with read_store(target) as store:
         counts = export_tables(store, out, args.format)
     tables = ", ".join(f"{name} ({n} rows)" for name, n in counts.items())
     print(f"wrote {tables} to {out} as {args.format}")
@@ -150,7 +149,7 @@ def _push(args: argparse.Namespace) -> int:
         raise SlscaleError(f"export --to {args.to}: give {flags[args.to]} (and no other tracker)")
     target = resolve_store_target(args.store, args.workdir)
     group = settings.wandb_group or Path(args.workdir or str(store_url(target))).stem
-    with open_store(target) as store:
+    with read_store(target) as store:
         pushed = push_study(store, settings, group, [Path(f) for f in args.fits])
     print(
         f"pushed {pushed.runs} runs ({pushed.metric_rows} metric rows, {pushed.eval_rows} evals)"

@@ -14,6 +14,7 @@ from slscale import fitting
 from slscale.analysis import FIGURES, TABLES
 from slscale.analysis.style import COLUMN_WIDTH_IN, PAGE_WIDTH_IN, RC
 from slscale.errors import ConfigError
+from slscale.store import open_store
 
 FIGURE_NAMES = [name for name, _, _ in FIGURES]
 TABLE_NAMES = [name for name, _ in TABLES]
@@ -162,5 +163,6 @@ def test_bad_options_name_the_option_and_value(workdir, tmp_path, argv, message)
 
 
 def test_an_empty_store_is_a_one_line_error(tmp_path):
+    open_store(tmp_path / "empty").close()
     with pytest.raises(ConfigError, match="the store has no runs; launch a sweep first"):
         run_figures(["--workdir", str(tmp_path / "empty"), "--out", str(tmp_path / "out")])

@@ -227,6 +227,9 @@ def test_no_runs_at_all(run_cli, tmp_path, capsys):
     assert run_cli(["recommend", "--target-flops", "1e19"]) == 2
     assert "no runs to plan from: pass --workdir" in capsys.readouterr().err
     assert run_cli(["recommend", "--workdir", str(tmp_path), "--target-flops", "1e19"]) == 2
+    assert f"no study at {tmp_path}: " in capsys.readouterr().err
+    open_store(tmp_path).close()
+    assert run_cli(["recommend", "--workdir", str(tmp_path), "--target-flops", "1e19"]) == 2
     assert "no SUCCEEDED runs" in capsys.readouterr().err
 
 

@@ -124,6 +124,7 @@ def test_export_defaults_to_the_workdir(tmp_path: Path) -> None:
 def test_export_to_an_unwritable_path_is_one_line(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
+    open_store(tmp_path / "wd").close()
     with pytest.raises(SlscaleError, match=r"cannot write the export to .*a-file.*writable --out"):
         run_cli("export", "--workdir", str(tmp_path / "wd"), "--out", str(blocker / "out"))
     with pytest.raises(SlscaleError, match="give --out DIR"):
@@ -133,6 +134,7 @@ def test_export_to_an_unwritable_path_is_one_line(tmp_path: Path) -> None:
 def test_cli_prints_store_errors_as_one_line(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
+    open_store(tmp_path / "wd").close()
     argv = ["export", "--workdir", str(tmp_path / "wd"), "--out", str(blocker / "out")]
     done = subprocess.run([sys.executable, "-m", "slscale.cli", *argv], capture_output=True,
                           text=True, timeout=120)  # fmt: skip
