@@ -2,9 +2,9 @@
 
 ``open_store(target)`` opens the store behind a workdir (``<workdir>/results.db``), a SQLite
 file or a database URL, creating it when missing; ``read_store(target)`` opens one that must
-exist (what commands that only read a study use); :func:`resolve_store_target` picks the target from ``--store``,
-``$SLSCALE_STORE`` or ``--workdir``. The interface and its concurrency contract are in
-:mod:`slscale.store.base`.
+exist (what commands that only read a study use); :func:`resolve_store_target` picks the
+target from ``--store``, ``$SLSCALE_STORE`` or ``--workdir``. The interface and its
+concurrency contract are in :mod:`slscale.store.base`.
 """
 
 from __future__ import annotations
