@@ -24,7 +24,7 @@ from slscale.fitting import sources
 from slscale.fitting.design import Selection
 from slscale.sweep.resources import GPU_TYPES, get_gpu_type
 from slscale.workflows import plan_next
-from slscale.workflows.plan_next_data import Design, Study, load_study
+from slscale.workflows.plan_next_data import Design, Study, StudyInputs, load_study
 
 QUANTITY_CHOICES = ("a", "b", "n_opt", "d_opt", "tokens_per_param", "loss", "metric")
 PLAN_TEXT = """\
@@ -143,6 +143,32 @@ def _data_arguments(p: argparse.ArgumentParser) -> None:
     fit.add_argument("--confidence", type=float, default=0.95, help="interval coverage (0.95)")
 
 
+def study_inputs(args: argparse.Namespace) -> StudyInputs:
+    """The :class:`StudyInputs` of :func:`_data_arguments`' and :func:`_arm_arguments`'
+    options."""
+    return StudyInputs(
+        csv=args.csv,
+        workdir=args.workdir,
+        store=args.store,
+        fit=args.fit,
+        where=tuple(args.where),
+        params_col=args.params_col,
+        tokens_col=args.tokens_col,
+        flops_col=args.flops_col,
+        loss_col=args.loss_col,
+        benchmarks=tuple(args.benchmark),
+        variant=args.variant,
+        metric_cols=tuple(args.metric_col),
+        huber_delta=args.huber_delta,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+        confidence=args.confidence,
+        base_grid=args.base_grid,
+        family=args.family,
+        modality=args.modality,
+    )
+
+
 def _arm_arguments(p: argparse.ArgumentParser) -> None:
     arm = p.add_argument_group("new runs")
     arm.add_argument("--base-grid", help="take the new runs' fields from this grid's runs")
@@ -162,7 +188,7 @@ def _arm_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_plan_next(args: argparse.Namespace) -> int:
     budget, unit = _budget(args)
-    study = load_study(args, metric=args.quantity == "metric")
+    study = load_study(study_inputs(args), metric=args.quantity == "metric")
     design = study.design(args.quantity, args.target_flops, args.draws)
     cells = _candidates(args, study, budget, unit)
     cheapest = cells.loc[cells["cost"].idxmin()]
@@ -277,7 +303,7 @@ def _plan_report(
         "source": study.source,
         "n_runs": study.n_runs,
         "conventions": study.conventions(),
-        "notes": study.notes,
+        "notes": [*study.notes, *study.design_notes(args.quantity)],
         "cells": chosen.drop(columns=[c for c in ("arch",) if c in chosen]).to_dict("records"),
     }
 
@@ -320,7 +346,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if not (args.target_flops and math.isfinite(args.target_flops) and args.target_flops > 0):
         raise ConfigError(f"--target-flops {args.target_flops!r}: must be a positive number")
     _check_mfu(args.mfu)
-    study = load_study(args, metric=bool(args.benchmark or args.metric_col))
+    study = load_study(study_inputs(args), metric=bool(args.benchmark or args.metric_col))
     report = study.recommend(args.target_flops, args.gpu, args.mfu)
     print(format_recommendation(report))
     if args.json:

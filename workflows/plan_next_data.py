@@ -8,7 +8,6 @@ commands' questions in the fit's conventions, which it states.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 from typing import Any
@@ -37,7 +36,49 @@ METRIC_BUDGET_GAP_DEX = 0.05
 """New compute levels this close to a fitted budget would not add a budget to a metric law."""
 
 
-@dataclasses.dataclass(kw_only=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StudyInputs:
+    """Where a study's runs come from, how they are fitted and what new runs look like: what
+    ``plan-next`` and ``recommend`` read from their options (defaults: the CLI's)."""
+
+    csv: str | None = None
+    """A CSV file of rows (exclusive with a store and with ``fit``)."""
+    workdir: str | None = None
+    """The study's folder (its store: <workdir>/results.db)."""
+    store: str | None = None
+    """Store path or URL (default: $SLSCALE_STORE or the workdir's)."""
+    fit: str | None = None
+    """A saved Approach-3 FitResult JSON instead of rows."""
+    where: tuple[str, ...] = ()
+    """``KEY=VALUE`` filters on the rows (and the base grid's runs)."""
+    params_col: str = "n_params"
+    tokens_col: str | None = None
+    flops_col: str | None = None
+    loss_col: str = "loss"
+    benchmarks: tuple[str, ...] = ()
+    """Store: scores to fit Q = a·C^b to (e.g. sSC)."""
+    variant: str | None = None
+    """Store: the benchmarks' variant."""
+    metric_cols: tuple[str, ...] = ()
+    """CSV: score columns to fit Q = a·C^b to."""
+    huber_delta: float = 1e-3
+    bootstrap: int = 1000
+    seed: int = 0
+    confidence: float = 0.95
+    base_grid: str | None = None
+    """Take the new runs' fields from this grid's runs."""
+    family: str | None = None
+    """Model family of the new runs when the rows carry no run specs."""
+    modality: str = "textless"
+    """With ``family``: the new runs' modality."""
+
+    @property
+    def scores(self) -> tuple[str, ...]:
+        """The scores named for metric laws (benchmarks of a store, or CSV columns)."""
+        return self.benchmarks or self.metric_cols
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Study:
     """An arm's runs, its fits and what its new runs look like."""
 
@@ -55,7 +96,8 @@ class Study:
     seed: int
     sizes_done: tuple[str, ...] = ()
     """Sizes of the runs done (they join the default ladder)."""
-    notes: list[str] = dataclasses.field(default_factory=list)
+    notes: tuple[str, ...] = ()
+    """What was chosen or left out while loading."""
 
     @property
     def n_runs(self) -> int:
@@ -79,8 +121,7 @@ class Study:
     # -- plan-next -----------------------------------------------------------------------------
     def design(self, quantity: str, target_flops: float | None, draws: int) -> Design:
         if quantity == "metric":
-            name, fit = next(iter(self.metrics.items()))
-            self.notes.append(f"metric: log {name} at C*, best run per budget")
+            fit = next(iter(self.metrics.values()))
             return MetricDesign(target_flops=target_flops or 0.0, confidence=self.confidence).fit(
                 fit
             )
@@ -92,6 +133,12 @@ class Study:
             confidence=self.confidence,
             random_state=self.seed,
         ).fit(self.result)
+
+    def design_notes(self, quantity: str) -> list[str]:
+        """What a plan for ``quantity`` chose, for the report's notes."""
+        if quantity == "metric":
+            return [f"metric: log {next(iter(self.metrics))} at C*, best run per budget"]
+        return []
 
     def sizes(
         self,
@@ -195,7 +242,7 @@ class Study:
             "loss": {"value": float(laws.optimal_loss(target, **self.result.params))},
             "metrics": {},
             "conventions": self.conventions(),
-            "notes": self.notes,
+            "notes": [*self.notes, f"N is {self.convention} parameters, as in the fit; C = 6·N·D"],
         }
         if draws is not None:
             interval = self.result.allocation_interval(target)
@@ -208,7 +255,6 @@ class Study:
                 out["metrics"][name]["ci"] = self._interval(laws.metric_law(target, **md))
         if self.arm is not None:
             out["model"] = self._model(n_opt, target, gpu, mfu)
-        self.notes.append(f"N is {self.convention} parameters, as in the fit; C = 6·N·D")
         return out
 
     def _interval(self, values: np.ndarray) -> list[float]:
@@ -249,8 +295,8 @@ class Study:
 # ----------------------------------------------------------------------------- loading
 
 
-def load_study(args: argparse.Namespace, *, metric: bool) -> Study:
-    """Rows → fits → arm, from the ``plan-next``/``recommend`` arguments."""
+def load_study(args: StudyInputs, *, metric: bool) -> Study:
+    """Rows → fits → arm (metric laws too when ``metric``)."""
     if not 0 < args.confidence < 1:
         raise ConfigError(f"--confidence {args.confidence}: must be in (0, 1)")
     if args.fit:
@@ -298,7 +344,7 @@ def _non_embedding(result: FitResult) -> bool:
     return str(result.conventions.get("n_params", "")).startswith("non-embedding")
 
 
-def _loss_fit(args: argparse.Namespace, table: Table, store: str | None, source: str) -> FitResult:
+def _loss_fit(args: StudyInputs, table: Table, store: str | None, source: str) -> FitResult:
     p = inputs.loss_points(
         inputs.Rows(table=table, store=store),
         params_col=args.params_col,
@@ -321,11 +367,11 @@ def _loss_fit(args: argparse.Namespace, table: Table, store: str | None, source:
 
 
 def _metric_fits(
-    args: argparse.Namespace, table: Table, store: str | None, source: str
+    args: StudyInputs, table: Table, store: str | None, source: str
 ) -> dict[str, FitResult]:
     rows = inputs.Rows(table=table, store=store)
     fits = {}
-    for name in args.benchmark if store else args.metric_col:
+    for name in args.benchmarks if store else args.metric_cols:
         if store:
             p = inputs.score_points(
                 rows, metric_col="value", benchmark=name, variant=args.variant,
@@ -349,7 +395,7 @@ def _metric_fits(
     return fits
 
 
-def _arm(args: argparse.Namespace, table: Table | None, store: str | None) -> Arm | None:
+def _arm(args: StudyInputs, table: Table | None, store: str | None) -> Arm | None:
     if args.base_grid:
         return plan_next.arm_from_grid(args.base_grid, args.where)
     if args.family:

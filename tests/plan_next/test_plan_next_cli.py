@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -14,6 +15,7 @@ from slscale.store import open_store
 from slscale.sweep.grid import expand
 from slscale.sweep.io import load_grid
 from slscale.sweep.plan import param_counts
+from slscale.workflows.plan_next_data import StudyInputs, load_study
 
 BOOT = ["--bootstrap", "200"]
 
@@ -187,6 +189,24 @@ def test_recommend_matches_the_fit_and_builds_the_nearest_model(
     assert model["gpus"] >= 1 and model["gpu_hours"] > 0 and model["zero_stage"] in (0, 1, 2, 3)
     text = capsys.readouterr().out
     assert "nearest llama model: size" in text and "N is total parameters" in text
+
+
+def test_the_study_loads_from_python_as_from_the_cli(run_cli, textless_study, tmp_path, capsys):
+    """``load_study`` takes typed inputs (no argparse); the Study it returns is frozen and a
+    recommendation does not change it."""
+    out = tmp_path / "rec.json"
+    argv = ["recommend", "--workdir", str(textless_study), "--target-flops", "1e18", *BOOT]
+    assert run_cli([*argv, "--json", str(out)]) == 0, capsys.readouterr().err
+    inputs = StudyInputs(workdir=str(textless_study), bootstrap=200)
+    study = load_study(inputs, metric=False)
+    before = study.notes
+    rec = study.recommend(1e18, "a100-80gb", 0.4)
+    cli = json.loads(out.read_text())["n_opt"]
+    assert rec["n_opt"]["value"] == pytest.approx(cli["value"], rel=1e-12)
+    assert rec["n_opt"]["ci"] == pytest.approx(cli["ci"], rel=1e-12)
+    assert study.notes == before
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        study.notes = ("changed",)  # type: ignore[misc]
 
 
 # -- bad input --------------------------------------------------------------------------------
