@@ -26,12 +26,16 @@ from slscale.fitting import (
     MarginLaw,
     MetricPowerLaw,
     ParametricLossFit,
+    inputs,
 )
+from slscale.fitting.sources import Table
 
 CONVENTIONS = {
     "n_params": "total (column 'n_params', embeddings included)",
     "flops": "6ND (run summary 'flops_6nd')",
 }
+"""What the study's columns hold (:mod:`slscale.analysis.study` builds them from the store), in
+the words FitResults record; more precise than what the column names alone would say."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -96,14 +100,22 @@ def _conventions(study: Study, what: str) -> dict[str, Any]:
     }
 
 
+def _loss_points(study: Study, arm: str) -> inputs.LossPoints:
+    """The arm's final losses as fit points, through the adapter ``slscale fit`` uses."""
+    rows = inputs.Rows(table=Table(frame=study.scaling_runs(arm), source=study.source), store=None)
+    return inputs.loss_points(
+        rows, params_col="n_params", loss_col="loss", tokens_col="tokens", flops_col="flops"
+    )
+
+
 def _approach3(study: Study, arm: str, _b: str, settings: FitSettings) -> FitResult:
-    runs = study.scaling_runs(arm)
+    p = _loss_points(study, arm)
     fit = ParametricLossFit(huber_delta=settings.huber_delta, **_common(settings))
     fit.fit(
-        runs["n_params"],
-        runs["tokens"],
-        runs["loss"],
-        flops=runs["flops"],
+        p.n,
+        p.tokens,
+        p.loss,
+        flops=p.flops,
         conventions=_conventions(study, "final training loss"),
         label=arm,
     )
@@ -111,13 +123,13 @@ def _approach3(study: Study, arm: str, _b: str, settings: FitSettings) -> FitRes
 
 
 def _approach2(study: Study, arm: str, _b: str, settings: FitSettings) -> FitResult:
-    runs = study.scaling_runs(arm)
+    p = _loss_points(study, arm)
     fit = IsoFlopFit(**_common(settings))
     fit.fit(
-        runs["n_params"],
-        runs["tokens"],
-        runs["loss"],
-        flops=runs["flops"],
+        p.n,
+        p.tokens,
+        p.loss,
+        flops=p.flops,
         conventions=_conventions(study, "final training loss"),
         label=arm,
     )

@@ -31,7 +31,6 @@ from slscale.fitting import sources
 from slscale.identity import init_name
 from slscale.models.evaluate import suite
 from slscale.models.evaluate.conventions import SLAMKIT
-from slscale.spec import marks_trunk
 
 VARIANT_ORDER = suite.VARIANTS
 """Cross-modal variants, prompt→continuation modality (SIMS Table 2), as stored."""
@@ -171,9 +170,7 @@ def load_study(
 def _without_trunks(runs: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     """``runs`` without WSD ladder trunks: their rate never decayed, so their final losses and
     scores are not points of a law (their branches are)."""
-    if "branch_tokens" not in runs.columns:
-        return runs
-    trunks = runs["branch_tokens"].map(marks_trunk).astype(bool)
+    trunks = sources.trunk_rows(runs)
     if trunks.any():
         notes.append(
             f"left out {int(trunks.sum())} WSD trunk(s), whose rate never decayed "
