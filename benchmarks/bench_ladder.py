@@ -9,8 +9,10 @@ to-seed spread of the cosine runs on a few cells (a second seed), the tokens eac
 trained, the Approach-3 exponent a of each design with its 95 % bootstrap interval, and each
 launch's wall time.
 
-``python -m benchmarks.bench_ladder [--quick]`` (``--quick``: 2 sizes × 2 budgets, a smoke
-run of the script, not a measurement).
+``python -m benchmarks.bench_ladder [--quick] [--budget-steps 1000,2000,3000,4000]
+[--spread-steps 2000]`` (``--quick``: 2 sizes × 2 budgets, a smoke run of the script, not a
+measurement; ``--budget-steps``: the budgets in optimizer steps, default 50,100,200,400, far
+below compute-optimal; ``--spread-steps``: the budget whose cosine runs get a second seed).
 """
 
 from __future__ import annotations
@@ -138,12 +140,23 @@ def exponent_a(points: list[dict[str, Any]]) -> tuple[float, tuple[float, float]
     return float(fit.exponents["a"]), (float(low), float(high))
 
 
+def _steps(text: str) -> list[int]:
+    steps = sorted(int(s) for s in text.split(","))
+    if len(steps) < 2 or steps[0] < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give two or more step counts, e.g. 50,100")
+    return steps
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench_ladder")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--keep", help="keep the work folder here")
+    parser.add_argument("--budget-steps", type=_steps, default=BUDGET_STEPS)
+    parser.add_argument("--spread-steps", type=int, default=SPREAD_STEPS)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    sizes, steps, spread = QUICK if args.quick else (SIZES, BUDGET_STEPS, SPREAD_STEPS)
+    if args.spread_steps not in args.budget_steps:
+        parser.error(f"--spread-steps {args.spread_steps}: must be one of {args.budget_steps}")
+    sizes, steps, spread = QUICK if args.quick else (SIZES, args.budget_steps, args.spread_steps)
     work = Path(args.keep or tempfile.mkdtemp(prefix="bench_ladder_"))
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -170,8 +183,8 @@ def report(
 ) -> None:
     cosine = {(r["size"], r["tokens"]): r for r in runs["cosine"]}
     branches = [r for r in runs["ladder"] if r["branch"]]
-    print("\n| size | D (steps) | cosine loss | branch loss | ratio | val ratio |")
-    print("|---|---|---|---|---|---|")
+    print("\n| size | D (steps) | D/N | cosine loss | branch loss | ratio | val ratio |")
+    print("|---|---|---|---|---|---|---|")
     ratios, val_ratios = [], []
     for b in sorted(branches, key=lambda r: (sizes.index(r["size"]), r["tokens"])):
         c = cosine[(b["size"], b["tokens"])]
@@ -179,7 +192,8 @@ def report(
         ratios.append(ratio)
         val_ratios.append(val)
         print(
-            f"| {b['size']} | {b['tokens'] // TOKENS_PER_STEP} | {c['loss']:.4f} | "
+            f"| {b['size']} | {b['tokens'] // TOKENS_PER_STEP} | {b['tokens'] / b['n_params']:.1f} "
+            f"| {c['loss']:.4f} | "
             f"{b['loss']:.4f} | {ratio:.4f} | {val:.4f} |"
         )
     worst = max(abs(r - 1) for r in ratios)
