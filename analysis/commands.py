@@ -9,14 +9,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from slscale.fitting.sources import add_where
-
-if TYPE_CHECKING:
-    from slscale.analysis.figures import Outcome
-    from slscale.analysis.fitset import StudyFits
-    from slscale.analysis.study import Study
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,56 +48,28 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 def cmd_figures(args: argparse.Namespace) -> int:
     """Load the study, fit (or load fits), draw, and print what was drawn or skipped."""
-    from slscale.analysis.figures import draw_all
+    from slscale.analysis.fits import FitSettings
     from slscale.analysis.output import parse_formats
-    from slscale.analysis.study import load_study
+    from slscale.analysis.pipeline import draw_study, print_drawn
     from slscale.store import resolve_store_target
 
     formats = parse_formats(args.format)
-    out = Path(args.out)
-    target = resolve_store_target(args.store, args.workdir)
-    study = load_study(
-        target,
-        where=args.where,
-        loss_name=args.loss_name,
-        convention=args.convention,
-        include_trunks=args.include_trunks,
-    )
-    for note in study.notes:
-        print(f"note: {note}")
-    fits = _fits(args, study)
-    fits_dir = out / "fits"
-    if not args.fits or _other_folder(Path(args.fits), fits_dir):
-        fits.save(fits_dir)
-    _report(draw_all(study, fits, out, formats), fits_dir)
-    return 0
-
-
-def _fits(args: argparse.Namespace, study: Study) -> StudyFits:
-    """Fits read back from ``--fits``, or made now from the study."""
-    from slscale.analysis.fits import FitSettings, fit_study
-    from slscale.analysis.fitset import StudyFits
-
-    if args.fits:
-        return StudyFits.load(Path(args.fits))
     settings = FitSettings(
         n_bootstrap=args.bootstrap,
         seed=args.seed,
         confidence=args.confidence,
         huber_delta=args.huber_delta,
     )
-    return fit_study(study, settings)
-
-
-def _other_folder(given: Path, fits_dir: Path) -> bool:
-    folder = given / "fits" if (given / "fits" / "index.json").is_file() else given
-    return folder.resolve() != fits_dir.resolve()
-
-
-def _report(outcomes: list[Outcome], fits_dir: Path) -> None:
-    for outcome in outcomes:
-        if outcome.skipped:
-            print(f"skipped {outcome.name}: {outcome.skipped}")
-        else:
-            print(f"wrote {outcome.name}: {', '.join(outcome.files)}")
-    print(f"fits: {fits_dir}")
+    drawn = draw_study(
+        resolve_store_target(args.store, args.workdir),
+        Path(args.out),
+        formats=formats,
+        where=args.where,
+        loss_name=args.loss_name,
+        convention=args.convention,
+        include_trunks=args.include_trunks,
+        saved_fits=Path(args.fits) if args.fits else None,
+        settings=settings,
+    )
+    print_drawn(drawn)
+    return 0
