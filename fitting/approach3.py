@@ -264,7 +264,10 @@ def _params(theta: FloatArray) -> dict[str, Any]:
 def _finite_std(values: FloatArray) -> float:
     """Standard deviation of the finite draws (a draw drifting off to inf is left out)."""
     finite = values[np.isfinite(values)]
-    return float(np.std(finite, ddof=1)) if finite.size > 1 else float("nan")
+    if finite.size < 2:
+        return float("nan")
+    with np.errstate(over="ignore"):  # finite draws near the float limit: their spread is inf
+        return float(np.std(finite, ddof=1))
 
 
 def _abab(p: Mapping[str, Any]) -> dict[str, Any]:

@@ -34,9 +34,14 @@ def parametric_loss(
     alpha: Scalar,
     beta: Scalar,
 ) -> FloatArray:
-    """L(N, D) = E + A/N^α + B/D^β."""
+    """L(N, D) = E + A/N^α + B/D^β.
+
+    Over bootstrap draws, one that drifted off (A or B overflowed to inf, N^α beyond the
+    float range) gives inf or NaN here rather than a numpy warning; callers that summarise
+    draws leave the non-finite ones out and say how many."""
     n, d = np.asarray(n_params, np.float64), np.asarray(tokens, np.float64)
-    return np.asarray(E + A / n**alpha + B / d**beta)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return np.asarray(E + A / n**alpha + B / d**beta)
 
 
 def allocation_exponents(alpha: Scalar, beta: Scalar) -> tuple[Scalar, Scalar]:
@@ -60,7 +65,8 @@ def optimal_allocation(
     c6 = np.asarray(flops, np.float64) / FLOPS_PER_PARAM_TOKEN  # N·D
     g = allocation_g(A=A, B=B, alpha=alpha, beta=beta)
     a, b = allocation_exponents(alpha, beta)
-    return np.asarray(g * c6**a), np.asarray(c6**b / g)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # drifted draws: inf/NaN
+        return np.asarray(g * c6**a), np.asarray(c6**b / g)
 
 
 def optimal_loss(

@@ -248,7 +248,13 @@ class Study:
             interval = self.result.allocation_interval(target)
             out["n_opt"]["ci"] = [float(v) for v in interval["n_opt"]]
             out["d_opt"]["ci"] = [float(v) for v in interval["d_opt"]]
-            out["loss"]["ci"] = self._interval(laws.optimal_loss(target, **draws))
+            losses = laws.optimal_loss(target, **draws)
+            out["loss"]["ci"] = self._interval(losses)
+            if (lost := int(np.sum(~np.isfinite(losses)))) > 0:
+                out["notes"].append(
+                    f"{lost} of {losses.size} bootstrap draws give no finite loss at C* (their "
+                    "parameters overflowed); the loss interval leaves them out"
+                )
         for name, fit in self.metrics.items():
             out["metrics"][name] = {"value": float(fit.predict_metric(target))}
             if (md := fit.draws()) is not None:
@@ -258,8 +264,12 @@ class Study:
         return out
 
     def _interval(self, values: np.ndarray) -> list[float]:
+        """Percentile interval of the finite draws."""
         tail = 50 * (1 - self.confidence)
-        return [float(v) for v in np.nanpercentile(values, [tail, 100 - tail])]
+        finite = values[np.isfinite(values)]
+        if finite.size == 0:
+            return [math.nan, math.nan]
+        return [float(v) for v in np.percentile(finite, [tail, 100 - tail])]
 
     def _model(self, n_opt: float, target: float, gpu: str, mfu: float) -> dict[str, Any]:
         arm = self.require_arm("recommend")

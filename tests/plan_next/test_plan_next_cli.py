@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
-from plan_next_helpers import CHINCHILLA, study_cells, write_study
+from plan_next_helpers import CHINCHILLA, small_fit, study_cells, write_study
 
 from slscale.fitting import ParametricLossFit
 from slscale.store import open_store
@@ -251,6 +252,29 @@ def test_no_runs_at_all(run_cli, tmp_path, capsys):
     open_store(tmp_path).close()
     assert run_cli(["recommend", "--workdir", str(tmp_path), "--target-flops", "1e19"]) == 2
     assert "no SUCCEEDED runs" in capsys.readouterr().err
+
+
+def test_recommend_with_overflowing_draws_says_how_many_and_prints_no_warning(
+    run_cli, tmp_path, capsys
+):
+    """Bootstrap draws whose B overflowed to inf (a drifting resample) give no finite loss: the
+    interval leaves them out, a note counts them, and no numpy warning reaches the terminal."""
+    fit = small_fit(bootstrap=100)
+    drifted = np.asarray(fit.bootstrap["B"], float).copy()
+    drifted[:3] = np.inf
+    saved = tmp_path / "fit.json"
+    dataclasses.replace(fit, bootstrap={**fit.bootstrap, "B": drifted}).save(saved)
+    out = tmp_path / "rec.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any RuntimeWarning fails the command
+        assert run_cli(["recommend", "--fit", str(saved), "--target-flops", "1e20",
+                        "--json", str(out)]) == 0  # fmt: skip
+    captured = capsys.readouterr()
+    assert "Warning" not in captured.err
+    rec = json.loads(out.read_text())
+    assert "3 of 100 bootstrap draws give no finite loss at C*" in " ".join(rec["notes"])
+    low, high = rec["loss"]["ci"]
+    assert np.isfinite(low) and np.isfinite(high) and low < rec["loss"]["value"] < high
 
 
 def test_plan_and_recommend_from_a_saved_fit(run_cli, textless_study, tmp_path, capsys):
