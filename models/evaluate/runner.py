@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from slscale.errors import SlscaleError
 from slscale.models.data.manifest import EvalPair, read_manifest
 from slscale.models.evaluate.conventions import Convention
 from slscale.models.evaluate.pairs import score_pairs
@@ -22,6 +23,8 @@ from slscale.models.evaluate.scoring import LikelihoodScorer
 from slscale.models.evaluate.suite import ManifestRef
 from slscale.models.vocab import SpeechTextVocab
 from slscale.store.base import EvalResult
+
+_MODEL_HINT = "pass a model folder slscale saved (a run's <workdir>/runs/<run_id>/model)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,10 +54,20 @@ class SuiteScore:
 
 
 def load_checkpoint(path: Path, device: str = "auto") -> tuple[Any, SpeechTextVocab]:
-    """(model in eval mode on ``device``, its vocabulary); bf16 weights on GPU."""
+    """(model in eval mode on ``device``, its vocabulary); bf16 weights on GPU. A folder that
+    is missing, or that slscale did not save, is a :class:`SlscaleError` naming it."""
     from slscale.models.build import load_model
 
-    model, vocab = load_model(Path(path))
+    path = Path(path)
+    if not path.is_dir():
+        raise SlscaleError(f"model folder {path} does not exist; {_MODEL_HINT}")
+    try:
+        model, vocab = load_model(path)
+    except SlscaleError:
+        raise
+    except (OSError, ValueError) as exc:  # transformers: no config.json or no weights
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SlscaleError(f"{path}: cannot load the model ({reason}); {_MODEL_HINT}") from None
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model = model.to(device, dtype=torch.bfloat16 if device.startswith("cuda") else torch.float32)
