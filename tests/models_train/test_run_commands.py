@@ -16,22 +16,7 @@ from slscale.store import open_store
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from tracker_files import tensorboard_scalars
-
-RUN_YAML = """\
-family: llama
-size: mini-25k
-modality: {modality}
-units_only_vocab: {units_only}
-tokens: 9000
-mix: {mix}
-recipe: {{context_length: 64, global_batch_size: 16, lr: 0.003, lr_min: 0.0003}}
-"""
-TEXTLESS = {"modality": "textless", "units_only": "true", "mix": "{speech_share: 1.0}"}
-INTERLEAVED = {
-    "modality": "interleaved",
-    "units_only": "false",
-    "mix": "{text_share: 0.4, interleaved_share: 0.3, speech_share: 0.3}",
-}
+from train_helpers import RUN_YAML, TEXTLESS
 
 
 def cli(*argv: str) -> int:
@@ -39,37 +24,8 @@ def cli(*argv: str) -> int:
     return main(list(argv))
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from slscale.models.world.generate import WorldConfig, generate_world
-
-    out = tmp_path_factory.mktemp("world")
-    generate_world(out, WorldConfig(words=20_000, eval_pairs=24))
-    return out
-
-
-@pytest.fixture(scope="module")
-def trained(dist: Any, world: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    workdir = tmp_path_factory.mktemp("study")
-    run_file = workdir / "run.yaml"
-    run_file.write_text(RUN_YAML.format(**INTERLEAVED))
-    status = cli(
-        "train",
-        str(run_file),
-        "--workdir",
-        str(workdir),
-        "--data",
-        str(world),
-        "--log-every",
-        "3",
-        "--micro-batch-size",
-        "8",
-    )
-    return workdir, status
-
-
-def test_train_runs_a_spec_on_real_streams(trained: Any) -> None:
-    workdir, status = trained
+def test_train_runs_a_spec_on_real_streams(interleaved_run: Any) -> None:
+    workdir, status = interleaved_run
     assert status == 0
     (run_dir,) = (workdir / "runs").iterdir()
     record = json.loads((run_dir / "result.json").read_text())
@@ -96,8 +52,8 @@ def test_train_runs_a_spec_on_real_streams(trained: Any) -> None:
     }
 
 
-def test_eval_scores_the_trained_model_into_the_store(trained: Any, world: Path) -> None:
-    workdir, _ = trained
+def test_eval_scores_the_trained_model_into_the_store(interleaved_run: Any) -> None:
+    workdir, _ = interleaved_run
     (run_dir,) = (workdir / "runs").iterdir()
     out = workdir / "scores.json"
     status = cli(
@@ -138,11 +94,10 @@ def test_eval_scores_the_trained_model_into_the_store(trained: Any, world: Path)
         assert board[f"{tag}/margin"] == {9: pytest.approx(row.margin, rel=1e-6, abs=1e-7)}
 
 
-def test_textless_units_only_run(dist: Any, world: Path, tmp_path: Path) -> None:
-    run_file = tmp_path / "run.yaml"
-    run_file.write_text(RUN_YAML.format(**TEXTLESS).replace("tokens: 9000", "tokens: 2048"))
-    assert cli("train", str(run_file), "--workdir", str(tmp_path), "--data", str(world)) == 0
-    (run_dir,) = (tmp_path / "runs").iterdir()
+def test_textless_units_only_run(textless_run: Any) -> None:
+    workdir, status = textless_run
+    assert status == 0
+    (run_dir,) = (workdir / "runs").iterdir()
     record = json.loads((run_dir / "result.json").read_text())
     assert record["tokens_by_stream"] == {"speech": 2048}
     assert record["n_params"] - record["n_params_non_embedding"] == 502 * 32  # units-only rows
@@ -167,7 +122,7 @@ def test_bad_run_files_are_named(tmp_path: Path, capsys: Any, content: str, mess
     assert str(run_file) in err and message in err
 
 
-def test_missing_data_folder_is_named(world: Path, tmp_path: Path, capsys: Any) -> None:
+def test_missing_data_folder_is_named(tmp_path: Path, capsys: Any) -> None:
     run_file = tmp_path / "run.yaml"
     run_file.write_text(RUN_YAML.format(**TEXTLESS))
     missing = tmp_path / "nowhere"

@@ -1,5 +1,6 @@
 """Helpers of the trainer tests: tiny real models (transformers Llama/Qwen2) on a seeded
-Markov-chain batch source, in this process or in a fresh one (train_script.py)."""
+Markov-chain batch source, in this process or in a fresh one (train_script.py); and the run
+files of ``slscale train`` on a generated world (the fixtures in conftest.py train them)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,29 @@ TINY_RECIPE = {
     "warmup_fraction": 0.1,
 }
 """256 tokens per step; a tiny model learns the Markov chains within ~20 steps at this rate."""
+
+RUN_YAML = """\
+family: llama
+size: mini-25k
+modality: {modality}
+units_only_vocab: {units_only}
+tokens: {tokens}
+mix: {mix}
+recipe: {{context_length: 64, global_batch_size: 16, lr: 0.003, lr_min: 0.0003}}
+"""
+"""A RunSpec file for ``slscale train`` on a generated world; fill it in with one of these:"""
+TEXTLESS = {
+    "modality": "textless",
+    "units_only": "true",
+    "tokens": 2048,
+    "mix": "{speech_share: 1.0}",
+}
+INTERLEAVED = {
+    "modality": "interleaved",
+    "units_only": "false",
+    "tokens": 9000,
+    "mix": "{text_share: 0.4, interleaved_share: 0.3, speech_share: 0.3}",
+}
 
 
 def tiny_job(workdir: Path, run_id: str = "tiny", family: str = "llama", **config: Any) -> TrainJob:
