@@ -42,6 +42,7 @@ COMMANDS = {
     "tune": "slscale.sweep.sweep_commands",
     "train": "slscale.models.run_commands",
     "eval": "slscale.models.run_commands",
+    "generate": "slscale.models.generate_commands",
     "figures": "slscale.analysis.commands",
     "demo": "slscale.workflows.demo",
     "plan-next": "slscale.workflows.plan_next_commands",
