@@ -24,20 +24,22 @@ NUM_UNITS = 500
 PROMPT = "tom loses the"
 
 
-@pytest.fixture
-def interleaved(interleaved_run: Any) -> Path:
-    workdir, status = interleaved_run
+def _model(run: Any) -> Path:
+    """The model folder of a trained-run fixture's only run."""
+    workdir, status = run
     assert status == 0
     (run_dir,) = (workdir / "runs").iterdir()
     return Path(run_dir / "model")
+
+
+@pytest.fixture
+def interleaved(interleaved_run: Any) -> Path:
+    return _model(interleaved_run)
 
 
 @pytest.fixture
 def textless(textless_run: Any) -> Path:
-    workdir, status = textless_run
-    assert status == 0
-    (run_dir,) = (workdir / "runs").iterdir()
-    return Path(run_dir / "model")
+    return _model(textless_run)
 
 
 @pytest.fixture
