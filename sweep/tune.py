@@ -237,14 +237,19 @@ def bases_from_specs(
     specs: Sequence[RunSpec], tokens: Callable[[RunSpec], int] | None = None
 ) -> dict[str, RunSpec]:
     """One base run per size: the first of that size, at ``tokens(spec)`` or else the smallest
-    budget the specs give that size. Every size must share one setting apart from its size."""
+    budget the specs give that size. Every size must share one setting apart from its size.
+
+    A WSD ladder's budgets are its branches (its trunk's length is only the last branch
+    point): a base keeps the ladder's recipe and is an ordinary wsd run of its budget, neither
+    a trunk nor a branch."""
     by_size: dict[str, list[RunSpec]] = {}
     for spec in specs:
-        by_size.setdefault(size_key(spec), []).append(spec)
+        if not spec.is_trunk:
+            by_size.setdefault(size_key(spec), []).append(spec)
     bases = {}
     for size, group in by_size.items():
         budget = tokens(group[0]) if tokens else min(s.tokens for s in group)
-        bases[size] = dataclasses.replace(group[0], tokens=budget)
+        bases[size] = dataclasses.replace(group[0], tokens=budget, branch=None, branch_tokens=())
     settings = {(b.family, str(b.modality), b.mix, b.units_only_vocab) for b in bases.values()}
     if len(settings) > 1:
         raise ConfigError(

@@ -160,3 +160,40 @@ def test_tune_finds_each_sizes_optimum_and_fits_the_rule(ray_address, tmp_path, 
     assert slscale_cli(argv) == 0
     assert records(workdir).keys() == runs.keys()
     assert LRRule.load(out) == rule
+
+
+def test_tune_on_a_ladder_grid_tries_plain_wsd_runs_at_its_smallest_budget(ray_address, tmp_path):
+    """A WSD ladder's budgets are its branches: each size's trials are ordinary wsd runs of
+    the ladder's recipe at the smallest branch budget, neither trunks nor branches."""
+    grid = tmp_path / "ladder.yaml"
+    budgets = [4 * 32 * 4, 4 * 32 * 8]
+    grid.write_text(
+        yaml.safe_dump(
+            {
+                "name": "ladder",
+                "base": {
+                    "family": "llama",
+                    "modality": "textless",
+                    "units_only_vocab": True,
+                    "recipe": {"global_batch_size": 4, "context_length": 32},
+                },
+                "generators": [
+                    {"wsd_ladder": {"sizes": ["mini-25k", "mini-50k"], "tokens": budgets}}
+                ],
+            }
+        )
+    )
+    workdir, out = tmp_path / "w", tmp_path / "rule.yaml"
+    argv = ["tune", "--grid", str(grid), "--trials", "3", "--parallel", "3"]
+    argv += ["--workdir", str(workdir), "--out", str(out), "--address", ray_address, "--quiet"]
+    argv += ["--run-fn", "slscale.sweep.scheduler.runners:SyntheticRun"]
+    argv += ["--run-fn-kwargs", json.dumps({"lr_optimum": [1.0, -0.5], "store": False})]
+    assert slscale_cli(argv) == 0
+    runs = records(workdir)
+    assert len(runs) == 6 and {r.state for r in runs.values()} == {RunState.SUCCEEDED}
+    for record in runs.values():
+        spec = record.spec
+        assert spec["tokens"] == budgets[0]
+        assert spec.get("branch") is None and not spec.get("branch_tokens")
+        assert spec["recipe"]["schedule"] == "wsd"
+    assert len(LRRule.load(out).points) == 2
