@@ -255,12 +255,24 @@ def makespan(
 
 def sim_jobs(rows: Sequence[PlanRow]) -> list[SimJob]:
     """The runs as the scheduler's simulator sees them: ``gpus`` workers of one GPU each for
-    their wall-clock hours (CPUs not modelled)."""
+    their wall-clock hours (CPUs not modelled); a WSD branch starts once its trunk has trained
+    to its branch point (the trunk's hours in proportion to the tokens)."""
+    by_id = {r.run_id: r for r in rows}
     return [
         SimJob(
             run_id=r.run_id,
             hours=r.wall_hours,
             resources=Resources(workers=r.gpus, cpus_per_worker=0.0, gpus_per_worker=1.0),
+            after=_branch_point(r, by_id),
         )
         for r in rows
     ]
+
+
+def _branch_point(row: PlanRow, by_id: Mapping[str, PlanRow]) -> tuple[str, float] | None:
+    """(trunk, hours into the trunk) where a branch may start; None for other runs."""
+    trunk = by_id.get(row.parent) if row.parent else None
+    if trunk is None:
+        return None
+    from_tokens = row.tokens - row.tokens_trained
+    return trunk.run_id, trunk.wall_hours * from_tokens / trunk.tokens

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import heapq
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from slscale.errors import ConfigError
 
@@ -190,6 +190,10 @@ class SimJob:
     hours: float
     """Wall-clock duration of the run."""
     resources: Resources
+    after: tuple[str, float] | None = None
+    """(run id, hours): this run cannot start until that many hours after that run started
+    (a WSD branch waits for its trunk to reach its branch point); ignored when that run is not
+    simulated (done already)."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -213,7 +217,8 @@ def simulate(
     order: Order | str,
     size_of: Callable[[SimJob], float] | None = None,
 ) -> SimResult:
-    """Makespan of ``jobs`` on ``nodes`` under the driver's policy, no failures.
+    """Makespan of ``jobs`` on ``nodes`` under the driver's policy, no failures; a job with
+    ``after`` waits in the queue until its run has run that long (a WSD branch and its trunk).
 
     ``size_of`` ranks the jobs (default: their duration, as the driver does)."""
     by_id = {j.run_id: j for j in jobs}
@@ -230,11 +235,25 @@ def simulate(
     def resources_of(run_id: str) -> Resources:
         return by_id[run_id].resources
 
+    def ready_at(run_id: str) -> float | None:
+        """When the run may start: now, or once its ``after`` run has run long enough (None
+        while that run has not started)."""
+        after = by_id[run_id].after
+        if after is None or after[0] not in by_id:
+            return 0.0
+        start = starts.get(after[0])
+        return None if start is None else start + after[1]
+
     while queue or running:
-        for run_id, placement in pick_startable(queue, resources_of, pool, len(queue)):
+        ready = [r for r in queue if (t := ready_at(r)) is not None and t <= now]
+        for run_id, placement in pick_startable(ready, resources_of, pool, len(ready)):
             starts[run_id] = now
             heapq.heappush(running, (now + by_id[run_id].hours, run_id, placement))
         queue = [r for r in queue if r not in starts]
+        wakeups = [t for r in queue if (t := ready_at(r)) is not None and t > now]
+        if wakeups and (not running or min(wakeups) < running[0][0]):
+            now = min(wakeups)  # a waiting run becomes startable before the next one ends
+            continue
         now, run_id, placement = heapq.heappop(running)
         pool.release(placement, by_id[run_id].resources)
     return SimResult(makespan_hours=now, lower_bound_hours=_lower_bound(jobs, nodes), starts=starts)
@@ -245,9 +264,19 @@ def _lower_bound(jobs: Sequence[SimJob], nodes: Sequence[tuple[float, float]]) -
     cpus = sum(c for c, _ in nodes)
     gpu_hours = sum(j.hours * j.resources.gpus for j in jobs)
     cpu_hours = sum(j.hours * j.resources.cpus for j in jobs)
-    bound = max(j.hours for j in jobs)
+    by_id = {j.run_id: j for j in jobs}
+    bound = max(_chain_hours(j, by_id) for j in jobs)
     if gpus > 0:
         bound = max(bound, gpu_hours / gpus)
     if cpus > 0:
         bound = max(bound, cpu_hours / cpus)
     return bound
+
+
+def _chain_hours(job: SimJob, by_id: Mapping[str, SimJob]) -> float:
+    """The earliest a job can end: its hours, after the hours its ``after`` chain waits."""
+    hours = job.hours
+    while job.after is not None and job.after[0] in by_id:
+        hours += job.after[1]
+        job = by_id[job.after[0]]
+    return hours

@@ -146,3 +146,25 @@ def test_a_plan_without_ladders_has_no_trains_column(capsys):
     assert main(["grid", "plan", "mini-cpu"]) == 0
     out = capsys.readouterr().out
     assert " D/N " in out.splitlines()[1] and " trains " not in out and "WSD" not in out
+
+
+def test_the_makespan_lets_each_branch_wait_for_its_trunks_branch_point():
+    from slscale.sweep import plan as plan_mod
+
+    family = {"family": "llama", "modality": "textless", "units_only_vocab": True}
+    grid = GridSpec(
+        name="ladder",
+        base={**family, "recipe": {"global_batch_size": 8, "context_length": 256}},
+        generators=[wsd_ladder(sizes=["mini-25k"], tokens=[2_048_000, 4_096_000])],
+    )
+    rows = plan_mod.plan(expand(grid, plan_mod.param_counts), gpu="a100-80gb")
+    (trunk,) = [r for r in rows if r.parent is None]
+    branches = [r for r in rows if r.parent == trunk.run_id]
+    result = plan_mod.makespan(rows, [(0.0, 8.0)])  # a GPU for every run
+    assert result is not None
+    for b in branches:
+        share = (b.tokens - b.tokens_trained) / trunk.tokens  # where it branches off the trunk
+        assert result.starts[b.run_id] == pytest.approx(trunk.wall_hours * share, rel=1e-9)
+    ends = [result.starts[r.run_id] + r.wall_hours for r in rows]
+    assert result.makespan_hours == pytest.approx(max(ends), rel=1e-9)
+    assert result.makespan_hours > max(r.wall_hours for r in rows)  # the chain, not one run

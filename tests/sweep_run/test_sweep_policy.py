@@ -124,3 +124,35 @@ def test_a_run_with_fewer_worker_choices_starts_on_the_widest_that_fits_now():
     assert pick_widest(["resumed"], choices.__getitem__, NodePool([(4, 0)]), 1) == [
         ("resumed", ((0, 4),), four)  # its planned width first, when it fits
     ]
+
+
+def test_a_branch_starts_when_its_trunk_reaches_its_branch_point():
+    # A trunk of 10 h with branches at 4 h and 8 h into it (2 h and 3 h of decay each), on
+    # three CPUs: every run could start at once, but the branches wait for the trunk.
+    runs = [
+        SimJob(run_id="trunk", hours=10.0, resources=ONE_CPU),
+        SimJob(run_id="early", hours=2.0, resources=ONE_CPU, after=("trunk", 4.0)),
+        SimJob(run_id="late", hours=3.0, resources=ONE_CPU, after=("trunk", 8.0)),
+    ]
+    result = simulate(runs, [(3, 0)], "largest-first")
+    assert result.starts == {"trunk": 0.0, "early": 4.0, "late": 8.0}
+    assert result.makespan_hours == pytest.approx(11.0)
+    assert result.lower_bound_hours == pytest.approx(11.0)  # the trunk's 8 h, then 3 h
+    # on one CPU the trunk holds it: the branches run after it, in the queue's order
+    result = simulate(runs, [(1, 0)], "largest-first")
+    assert result.starts == {"trunk": 0.0, "late": 10.0, "early": 13.0}
+    assert result.makespan_hours == pytest.approx(15.0)
+    # a trunk that is not simulated (done already) holds nobody back
+    result = simulate(runs[1:], [(2, 0)], "largest-first")
+    assert result.starts == {"late": 0.0, "early": 0.0}
+
+
+def test_a_waiting_branch_lets_other_runs_start_first():
+    runs = [
+        SimJob(run_id="trunk", hours=4.0, resources=ONE_CPU),
+        SimJob(run_id="branch", hours=5.0, resources=ONE_CPU, after=("trunk", 3.0)),
+        SimJob(run_id="other", hours=1.0, resources=ONE_CPU),
+    ]
+    result = simulate(runs, [(2, 0)], "largest-first")
+    assert result.starts == {"trunk": 0.0, "other": 0.0, "branch": 3.0}
+    assert result.makespan_hours == pytest.approx(8.0)
