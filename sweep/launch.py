@@ -288,7 +288,11 @@ def launch(
                 "runs of several processes need a run function with a Ray Train worker "
                 "function (worker_fn), as the trainer has; use --workers-per-run 1"
             )
-        estimate = _estimate(requests, backend.nodes(), options.order) if backend.use_gpu else None
+        estimate = (
+            _estimate(requests, plan.rows, backend.nodes(), options.order)
+            if backend.use_gpu
+            else None
+        )
         if reporter is not None and estimate is not None:
             reporter.event("sweep", estimate)
         driver = Driver(store, backend, _scheduler_options(options, plan), reporter)
@@ -335,12 +339,25 @@ def _zero_stage(run_fn: oc.RunFunction | None) -> int | None:
 
 
 def _estimate(
-    requests: Sequence[RunRequest], nodes: Sequence[tuple[float, float]], order: Order
+    requests: Sequence[RunRequest],
+    rows: Sequence[plan_mod.PlanRow],
+    nodes: Sequence[tuple[float, float]],
+    order: Order,
 ) -> str | None:
     """The expected makespan of ``requests`` on ``nodes`` (no failures), by the policy the
-    driver runs; ``work`` is each run's planned wall-clock hours on GPUs. None when there is
-    nothing to run or a run fits nowhere (the driver then says which)."""
-    jobs = [SimJob(run_id=r.run_id, hours=r.work, resources=r.resources) for r in requests]
+    driver runs; ``work`` is each run's planned wall-clock hours on GPUs, and a WSD branch
+    waits for its trunk's branch point (``rows``: the plan). None when there is nothing to run
+    or a run fits nowhere (the driver then says which)."""
+    by_id = {r.run_id: r for r in rows}
+    jobs = [
+        SimJob(
+            run_id=r.run_id,
+            hours=r.work,
+            resources=r.resources,
+            after=plan_mod.branch_point(by_id[r.run_id], by_id) if r.run_id in by_id else None,
+        )
+        for r in requests
+    ]
     if not jobs or not all(NodePool(nodes).can_ever_fit(j.resources) for j in jobs):
         return None
     result = simulate(jobs, nodes, order)

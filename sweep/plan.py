@@ -263,13 +263,13 @@ def sim_jobs(rows: Sequence[PlanRow]) -> list[SimJob]:
             run_id=r.run_id,
             hours=r.wall_hours,
             resources=Resources(workers=r.gpus, cpus_per_worker=0.0, gpus_per_worker=1.0),
-            after=_branch_point(r, by_id),
+            after=branch_point(r, by_id),
         )
         for r in rows
     ]
 
 
-def _branch_point(row: PlanRow, by_id: Mapping[str, PlanRow]) -> tuple[str, float] | None:
+def branch_point(row: PlanRow, by_id: Mapping[str, PlanRow]) -> tuple[str, float] | None:
     """(trunk, hours into the trunk) where a branch may start; None for other runs."""
     trunk = by_id.get(row.parent) if row.parent else None
     if trunk is None:

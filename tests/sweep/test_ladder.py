@@ -1,6 +1,7 @@
 """The wsd_ladder generator: per size one trunk and a branch per budget, branched at (1 − f)·D
 in whole steps; branch ids follow their trunk and branch point; `grid plan` shows the ladder."""
 
+import dataclasses
 import json
 
 import pytest
@@ -168,3 +169,18 @@ def test_the_makespan_lets_each_branch_wait_for_its_trunks_branch_point():
     ends = [result.starts[r.run_id] + r.wall_hours for r in rows]
     assert result.makespan_hours == pytest.approx(max(ends), rel=1e-9)
     assert result.makespan_hours > max(r.wall_hours for r in rows)  # the chain, not one run
+    # a launch on GPUs estimates the same (its requests' work: the planned hours)
+    from slscale.sweep.launch import _estimate
+    from slscale.sweep.scheduler.api import RunRequest
+    from slscale.sweep.scheduler.policy import Resources
+
+    big = [dataclasses.replace(r, wall_hours=r.wall_hours * 1e9) for r in rows]  # whole hours
+    gpu = Resources(workers=1, cpus_per_worker=0.0, gpus_per_worker=1.0)
+    requests = [
+        RunRequest(run_id=r.run_id, spec={}, resources=gpu, work=r.wall_hours, tokens=1, flops=1)
+        for r in big
+    ]
+    line = _estimate(requests, big, [(0.0, 8.0)], "largest-first")
+    hours = result.makespan_hours * 1e9
+    assert hours > 1.05 * max(r.wall_hours for r in big)
+    assert line is not None and f"expected makespan {hours:,.0f} h" in line
