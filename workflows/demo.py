@@ -71,7 +71,9 @@ class DemoScale:
     """Add the synthetic-speech ablation (two extra runs on one cell)."""
     arms: tuple[str, ...] = ("textless", "interleaved")
     world: tuple[tuple[str, int | float], ...] = ()
-    """Extra ``world generate`` settings (flag name without dashes, value)."""
+    """Extra world settings: (``slscale world generate`` flag without its dashes, value), each a
+    :class:`~slscale.models.world.generate.WorldConfig` field (``speaker-spread``:
+    ``speaker_spread``)."""
     recipe: tuple[tuple[str, int | float], ...] = ()
     """Recipe fields set over the mini-cpu grid's (e.g. context_length, global_batch_size)."""
 
